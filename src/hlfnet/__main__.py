@@ -1,0 +1,3 @@
+from hlfnet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Weights on disk: safetensors plus a JSON file naming the network and its arguments.
+
+``save_model(model, "run/model.safetensors")`` writes ``model.safetensors`` and ``model.json``;
+``load_model("run/model.safetensors")`` rebuilds the network from the JSON and loads the tensors. Nothing is
+unpickled. Both files are written atomically (temporary file, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from hlfnet.models.registry import create_model
+
+__all__ = ["save_model", "load_model", "model_json_path", "atomic_write_bytes"]
+
+
+def model_json_path(weights: str | os.PathLike[str]) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader never sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: nn.Module, weights: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` (built by :func:`create_model`) as safetensors + JSON; returns the weights path.
+
+    Args:
+        model: a network with ``model_name`` and ``model_kwargs`` (set by :func:`create_model`).
+        weights: path of the ``.safetensors`` file; the JSON goes beside it with suffix ``.json``.
+        extra: more JSON-serialisable facts to keep beside the weights (e.g. the preprocessing).
+    """
+    name = getattr(model, "model_name", None)
+    if name is None:
+        raise ValueError("model has no 'model_name': build it with hlfnet.create_model to save it")
+    weights = Path(weights)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=weights.parent if weights.parent.exists() else None, suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"model_name": name})
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, weights)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    info = {"name": name, "kwargs": model.model_kwargs, **(extra or {})}
+    atomic_write_bytes(model_json_path(weights), json.dumps(info, indent=2).encode())
+    return weights
+
+
+def load_model(weights: str | os.PathLike[str], map_location: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network named in the JSON beside ``weights`` and load the safetensors into it.
+
+    Returns:
+        ``(model in eval mode, the JSON dictionary)``.
+
+    Raises:
+        FileNotFoundError: the weights or their JSON are missing (names the path).
+        ValueError: the tensors do not match the network the JSON names (lists missing/unexpected keys or
+            the first shape mismatch).
+    """
+    weights = Path(weights)
+    info_path = model_json_path(weights)
+    for path in (weights, info_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found (a model needs {weights.name} and {info_path.name})")
+    try:
+        info = json.loads(info_path.read_text())
+        name, kwargs = info["name"], dict(info["kwargs"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{info_path}: not a model description ({error})") from None
+    model = create_model(name, **kwargs)
+    state = load_file(str(weights), device=map_location)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights}: weights do not match network {name!r} {kwargs}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise ValueError(
+                f"{weights}: weights do not match network {name!r}: {key} has shape {tuple(tensor.shape)}, "
+                f"the network expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state)
+    return model.eval(), info
