@@ -1,7 +1,7 @@
 """Networks of the HLF-Net paper: HFE, LFE, HLF-Net, its ablations and the U-Net baselines."""
 
-from hlfnet.models.io import load_model, save_model
 from hlfnet.models.hfe import HFE, ChannelRecalibration, SpatialRecalibration
+from hlfnet.models.io import load_model, save_model
 from hlfnet.models.lfe import LFE, SemanticEmbedding
 from hlfnet.models.network import AttentionMaps, EncoderDecoderNet, SegmentationOutput
 from hlfnet.models.registry import MODELS, ModelSpec, create_model, get_model_spec, list_models

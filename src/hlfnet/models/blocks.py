@@ -76,7 +76,9 @@ class ConvModule(nn.Sequential):
         check_positive("in_channels", in_channels)
         check_positive("out_channels", out_channels)
         layers: list[nn.Module] = [
-            conv_nd(spatial_dims)(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            conv_nd(spatial_dims)(
+                in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False
+            ),
             nn.GroupNorm(group_count(out_channels, norm_groups), out_channels),
         ]
         if act:
@@ -87,7 +89,9 @@ class ConvModule(nn.Sequential):
 class DoubleConv(nn.Sequential):
     """Two convolution modules, the plain U-Net block: ``(B, C_in, *S) -> (B, C_out, *S)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm_groups: int = 8) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm_groups: int = 8
+    ) -> None:
         super().__init__(
             ConvModule(in_channels, out_channels, spatial_dims, norm_groups=norm_groups),
             ConvModule(out_channels, out_channels, spatial_dims, norm_groups=norm_groups),
@@ -100,7 +104,9 @@ class _ResidualBase(nn.Module):
         self.shortcut: nn.Module = (
             nn.Identity()
             if in_channels == out_channels
-            else ConvModule(in_channels, out_channels, spatial_dims, kernel_size=1, norm_groups=norm_groups, act=False)
+            else ConvModule(
+                in_channels, out_channels, spatial_dims, kernel_size=1, norm_groups=norm_groups, act=False
+            )
         )
         self.act = nn.ReLU(inplace=True)
         self.body: nn.Module
@@ -115,7 +121,9 @@ class ResidualBlock(_ResidualBase):
     This is the block whose Res-Unet-28 has 6.22 M parameters, the 6.2×10⁶ of the paper's Table 1.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm_groups: int = 8) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm_groups: int = 8
+    ) -> None:
         super().__init__(in_channels, out_channels, spatial_dims, norm_groups)
         self.body = nn.Sequential(
             ConvModule(in_channels, out_channels, spatial_dims, norm_groups=norm_groups),

@@ -71,7 +71,9 @@ class HFE(nn.Module):
         ``skip (B, c, *S)``, ``up (B, c, *S) -> (B, 2c, *S)``.
     """
 
-    def __init__(self, channels: int, spatial_dims: int = 2, reduction: int = 2, norm_groups: int = 8) -> None:
+    def __init__(
+        self, channels: int, spatial_dims: int = 2, reduction: int = 2, norm_groups: int = 8
+    ) -> None:
         super().__init__()
         check_positive("channels", channels)
         self.channel = ChannelRecalibration(2 * channels, spatial_dims, reduction)

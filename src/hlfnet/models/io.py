@@ -41,7 +41,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def save_model(model: nn.Module, weights: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: nn.Module, weights: str | os.PathLike[str], extra: dict[str, Any] | None = None
+) -> Path:
     """Save ``model`` (built by :func:`create_model`) as safetensors + JSON; returns the weights path.
 
     Args:
@@ -68,7 +70,9 @@ def save_model(model: nn.Module, weights: str | os.PathLike[str], extra: dict[st
     return weights
 
 
-def load_model(weights: str | os.PathLike[str], map_location: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    weights: str | os.PathLike[str], map_location: str = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network named in the JSON beside ``weights`` and load the safetensors into it.
 
     Returns:

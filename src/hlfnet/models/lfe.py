@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hlfnet.models.blocks import ConvModule, DoubleConv, check_positive, conv_nd, max_pool_nd
+from hlfnet.models.blocks import DoubleConv, check_positive, conv_nd, max_pool_nd
 
 __all__ = ["SemanticEmbedding", "LFE"]
 
@@ -67,7 +67,9 @@ class LFE(nn.Module):
         ``(B, in_channels, *S) -> (B, out_channels, *S)``; the map ``σ(s')`` is ``(B, 1, *S)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm_groups: int = 8) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, spatial_dims: int = 2, norm_groups: int = 8
+    ) -> None:
         super().__init__()
         self.trunk = DoubleConv(in_channels, out_channels, spatial_dims, norm_groups)
         self.semantic = SemanticEmbedding(in_channels, out_channels, spatial_dims, norm_groups)

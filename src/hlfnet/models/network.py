@@ -72,7 +72,9 @@ class SegmentationOutput:
     attention: AttentionMaps
 
 
-def _make_block(kind: str, in_channels: int, out_channels: int, spatial_dims: int, norm_groups: int) -> nn.Module:
+def _make_block(
+    kind: str, in_channels: int, out_channels: int, spatial_dims: int, norm_groups: int
+) -> nn.Module:
     if kind == "plain":
         return DoubleConv(in_channels, out_channels, spatial_dims, norm_groups)
     if kind == "lfe":
@@ -206,7 +208,9 @@ class EncoderDecoderNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottom(x)
-        for level, stage, skip in zip(reversed(range(self.depth)), self.decoder, reversed(skips), strict=True):
+        for level, stage, skip in zip(
+            reversed(range(self.depth)), self.decoder, reversed(skips), strict=True
+        ):
             x, spatial, channel = stage.forward_with_attention(skip, x)
             if spatial is not None and channel is not None:
                 maps.hfe_spatial.append(self._crop(spatial, size, level))

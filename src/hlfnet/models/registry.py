@@ -68,7 +68,9 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 _ALLOWED_KWARGS = tuple(
-    p for p in inspect.signature(EncoderDecoderNet.__init__).parameters if p not in ("self", "in_channels", "out_channels", "spatial_dims")
+    p
+    for p in inspect.signature(EncoderDecoderNet.__init__).parameters
+    if p not in ("self", "in_channels", "out_channels", "spatial_dims")
 )
 
 
@@ -109,7 +111,9 @@ def create_model(
     spec = get_model_spec(name)
     unknown = sorted(set(kwargs) - set(_ALLOWED_KWARGS))
     if unknown:
-        raise TypeError(f"create_model({name!r}) got unknown argument(s) {unknown}; allowed: {list(_ALLOWED_KWARGS)}")
+        raise TypeError(
+            f"create_model({name!r}) got unknown argument(s) {unknown}; allowed: {list(_ALLOWED_KWARGS)}"
+        )
     arguments = {**spec.preset, **kwargs}
     model = EncoderDecoderNet(in_channels, out_channels, spatial_dims, **arguments)
     model.model_name = name
