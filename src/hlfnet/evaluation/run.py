@@ -1,0 +1,186 @@
+"""Reading what training leaves behind: a run folder, or bare weights, into a network plus its preprocessing.
+
+A run folder (``runs/<name>/``) holds ``config.yaml``, ``split.json``, ``model.safetensors`` + ``model.json``
+(the best weights, written by :func:`hlfnet.models.save_model`), ``checkpoints/{best,last}.ckpt``,
+``metrics.csv`` and ``curves.png``. :func:`load_run` accepts the folder, a ``.safetensors`` file, or a
+Lightning ``.ckpt`` inside a run folder. Nothing is unpickled: safetensors are plain tensors, and checkpoints
+are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hlfnet.models import create_model, load_model
+
+__all__ = ["LoadedRun", "load_run", "read_config", "read_split", "WEIGHTS_NAME"]
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class LoadedRun:
+    """A network ready for inference and what is known about how it was trained.
+
+    Attributes:
+        model: the network in eval mode.
+        info: the model description (``model.json``: ``name``, ``kwargs`` and extras such as ``data``).
+        data: the preprocessing the network was trained with (a ``DataConfig`` as a dictionary), or ``{}``.
+        weights: the file the weights came from.
+        root: the run folder, or ``None`` for bare weights outside a run.
+        config: the resolved training configuration (``config.yaml``), or ``None``.
+        split: ``{"train": [...], "val": [...], "test": [...]}`` case ids, or ``None``.
+    """
+
+    model: nn.Module
+    info: dict[str, Any]
+    data: dict[str, Any]
+    weights: Path
+    root: Path | None = None
+    config: dict[str, Any] | None = None
+    split: dict[str, list[str]] | None = None
+
+    @property
+    def name(self) -> str:
+        """The run's name: its folder, or the weights' stem."""
+        return self.root.name if self.root is not None else self.weights.stem
+
+    @property
+    def model_name(self) -> str:
+        """The registered network (``hlfnet``, ``unet``, ...)."""
+        return str(self.info["name"])
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML configuration (``config.yaml``) as a dictionary; ``ValueError`` naming the file if it is not one."""
+    import yaml
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{path}: expected a mapping with sections model, data, train; got {type(config).__name__}"
+        )
+    return config
+
+
+def read_split(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Read ``split.json`` (``{"train": [ids], "val": [...], "test": [...]}``)."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
+        raise ValueError(f"{path}: expected {{'train': [ids], 'val': [ids], 'test': [ids]}}")
+    return {str(k): [str(i) for i in v] for k, v in split.items()}
+
+
+def _load_checkpoint(ckpt: Path, config: dict[str, Any] | None, map_location: str) -> tuple[nn.Module, dict]:
+    """Rebuild the network from ``config.yaml``'s ``model`` section and load a Lightning checkpoint's weights."""
+    if config is None or not isinstance(config.get("model"), dict) or "name" not in config["model"]:
+        raise FileNotFoundError(
+            f"{ckpt}: a checkpoint needs the run's config.yaml with a 'model: {{name: ...}}' section beside "
+            f"checkpoints/ to rebuild the network"
+        )
+    kwargs = {k: v for k, v in config["model"].items() if k != "name"}
+    model = create_model(config["model"]["name"], **kwargs)
+    try:
+        payload = torch.load(ckpt, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise ValueError(f"{ckpt}: cannot be read as a weights-only checkpoint ({error})") from None
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{ckpt}: holds no state_dict")
+    expected = model.state_dict()
+    # Lightning prefixes the network's keys with the attribute that holds it (e.g. "model.").
+    for prefix in ("", "model.", "net.", "network."):
+        candidate = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if set(candidate) == set(expected):
+            break
+    else:
+        raise ValueError(
+            f"{ckpt}: weights do not match network {config['model']['name']!r}: keys such as "
+            f"{sorted(state)[:3]} do not name its parameters such as {sorted(expected)[:3]}"
+        )
+    for key, tensor in candidate.items():
+        if tensor.shape != expected[key].shape:
+            raise ValueError(
+                f"{ckpt}: weights do not match network {config['model']['name']!r}: {key} has shape "
+                f"{tuple(tensor.shape)}, the network expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(candidate)
+    info = {"name": config["model"]["name"], "kwargs": model.model_kwargs}
+    return model.eval(), info
+
+
+def load_run(path: str | os.PathLike[str], map_location: str = "cpu") -> LoadedRun:
+    """Load a trained network from a run folder, a ``.safetensors`` file or a run's ``.ckpt``.
+
+    Args:
+        path: ``runs/<name>``, ``.../model.safetensors`` (with its ``model.json``) or
+            ``runs/<name>/checkpoints/best.ckpt``.
+        map_location: device for the weights.
+
+    Returns:
+        The :class:`LoadedRun`.
+
+    Raises:
+        FileNotFoundError: the path does not exist, or the run folder holds no weights (names what it looked for).
+        ValueError: the weights do not match the network their description names, or a file is malformed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run folder or weights file")
+    if path.is_dir():
+        root = path
+        weights = root / WEIGHTS_NAME
+        if not weights.is_file():
+            best = root / "checkpoints" / "best.ckpt"
+            if not best.is_file():
+                raise FileNotFoundError(
+                    f"{root}: run folder without weights: neither {WEIGHTS_NAME} nor checkpoints/best.ckpt "
+                    f"(has training finished its first epoch?)"
+                )
+            weights = best
+    else:
+        weights = path
+        root = (
+            path.parent.parent
+            if path.suffix == ".ckpt" and path.parent.name == "checkpoints"
+            else path.parent
+        )
+        if not (root / "config.yaml").is_file() and not (root / "split.json").is_file():
+            root = None
+    config = (
+        read_config(root / "config.yaml") if root is not None and (root / "config.yaml").is_file() else None
+    )
+    split = read_split(root / "split.json") if root is not None and (root / "split.json").is_file() else None
+    if weights.suffix == ".ckpt":
+        model, info = _load_checkpoint(weights, config, map_location)
+    elif weights.suffix == ".safetensors":
+        model, info = load_model(weights, map_location=map_location)
+    else:
+        raise ValueError(f"{weights}: not a weights file (expected .safetensors or .ckpt)")
+    data = info.get("data") or (config or {}).get("data") or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{weights}: the recorded preprocessing ('data') is not a mapping: {data!r}")
+    logger.info(
+        "loaded %s (%s) from %s", info["name"], "run " + root.name if root else "bare weights", weights
+    )
+    return LoadedRun(
+        model=model, info=info, data=dict(data), weights=weights, root=root, config=config, split=split
+    )
