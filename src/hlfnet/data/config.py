@@ -1,0 +1,243 @@
+"""``DataConfig``: every setting of the input pipeline, validated when it is built or loaded.
+
+The defaults reproduce §3.1 of the paper for the skin-lesion task (256×192 width×height, RGB + grey = 4
+channels, random crop and flip for training) on the built-in synthetic data set, so that
+``build_dataset(DataConfig(), "train")`` works with no download. :func:`paper_config` gives the paper's
+settings for ``isic2017`` and ``msd`` (spleen: 256×256, 1 channel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FORMATS", "SPLITS", "DataConfig", "paper_config", "default_cache_root"]
+
+FORMATS = ("synthetic", "isic2017", "msd", "folder", "nifti")
+SPLITS = ("train", "val", "test")
+VOLUME_FORMATS = ("msd", "nifti")
+
+# Paper §3.1: ISIC 2017 has 2000/150/600 images; the spleen set 25/4/12 patients.
+ISIC_FRACTIONS = (2000 / 2750, 150 / 2750, 600 / 2750)
+MSD_FRACTIONS = (25 / 41, 4 / 41, 12 / 41)
+
+
+def default_cache_root() -> Path:
+    """``$HLFNET_CACHE_DIR`` or ``~/.cache/hlfnet``: where caches and split files go when not configured."""
+    return Path(os.environ.get("HLFNET_CACHE_DIR", Path.home() / ".cache" / "hlfnet")).expanduser()
+
+
+def _pair(value: Any, name: str, kind: type) -> tuple:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"DataConfig.{name} must be a pair [a, b], got {value!r}")
+    try:
+        return tuple(kind(v) for v in value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"DataConfig.{name} must hold two {kind.__name__} values, got {value!r}") from error
+
+
+@dataclass
+class DataConfig:
+    """Settings of the data pipeline (sources, preprocessing, split, cache, augmentation).
+
+    Args:
+        format: ``"synthetic"`` (built in, default), ``"isic2017"`` (official folder layout), ``"msd"``
+            (Medical Segmentation Decathlon task with ``dataset.json``), ``"folder"`` (images + masks paired
+            by stem) or ``"nifti"`` (image volumes + label volumes paired by name).
+        root: Data folder; required for every format except ``synthetic``.
+        image_size: Network input ``(H, W)``; default ``(192, 256)`` = the paper's 256×192 (width×height).
+            Use ``(256, 256)`` for the spleen task (see :func:`paper_config`).
+        num_classes: Number of classes including background; ``2`` = binary foreground/background.
+        in_channels: Channels of the network input; ``None`` derives it: 4 (RGB + grey) for ``isic2017``,
+            ``synthetic`` and colour ``folder`` images, 1 for grey images and CT. 1 = grey, 3 = RGB,
+            4 = RGB + grey; other counts need native multi-channel sources (``.npy`` images, 4-D NIfTI).
+        seed: Seed of the split and of the augmentation.
+        split_file: JSON file holding the split; created with a seeded split when missing, reused when
+            present. ``None`` = ``<cache root>/splits/<format>-<root hash>-seed<seed>.json``.
+        split_fractions: Train/val/test fractions for seeded splits; ``None`` = the paper's proportions
+            (2000/150/600 for 2-D formats, 25/4/12 patients for volumes).
+        cache_dir: Root of the on-disk preprocessing cache and default split files; ``None`` =
+            ``$HLFNET_CACHE_DIR`` or ``~/.cache/hlfnet``.
+        use_cache: ``False`` keeps preprocessed arrays in memory only (decoded once per run).
+        mask_suffix: Suffix of mask file stems (``ISIC_0000000_segmentation.png``). ``None`` = format
+            default: ``_segmentation`` (any case) for ISIC, ``""`` for ``folder`` with an ``images/`` +
+            ``masks/`` pair of folders, ``_mask`` for a flat folder, ``""`` for NIfTI labels.
+        mask_threshold: ``None`` (strict): masks must hold only the declared labels ({0, 1} or {0, 255} for
+            binary, 0..K-1 otherwise) or loading fails naming the file. An integer ``t`` binarises
+            masks as ``value > t`` (the paper's ``> 127``; rescues JPEG-compressed masks).
+        ct_window: ``(low, high)`` intensity window (e.g. ``(-57, 164)`` HU) clipped and scaled to [0, 1];
+            ``None`` = per-volume min–max (the paper).
+        drop_background_slices: Splits of volume formats whose background-only slices are dropped
+            (the paper dropped them everywhere: 882/135/380 slices).
+        skip_bad: ``False`` (default) stops at the first bad file; ``True`` skips bad samples with a warning
+            giving their count and names.
+        augment: Random crop + flip (the paper) on the train split by default.
+        crop_scale: Range of the side length of the random crop, as a fraction of the image; the crop is
+            resized back to ``image_size``. ``(1, 1)`` disables cropping.
+        hflip: Probability of a horizontal flip.
+        vflip: Probability of a vertical flip.
+        rot90: Probability of a random multiple-of-90° rotation (square images only; optional, off).
+        intensity_jitter: Amplitude of random brightness/contrast jitter (optional, off).
+        synthetic_train: Number of synthetic training images.
+        synthetic_val: Number of synthetic validation images.
+        synthetic_test: Number of synthetic test images.
+    """
+
+    format: str = "synthetic"
+    root: str | None = None
+    image_size: tuple[int, int] = (192, 256)
+    num_classes: int = 2
+    in_channels: int | None = None
+    seed: int = 0
+    split_file: str | None = None
+    split_fractions: tuple[float, float, float] | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    mask_suffix: str | None = None
+    mask_threshold: int | None = None
+    ct_window: tuple[float, float] | None = None
+    drop_background_slices: tuple[str, ...] = ("train", "val", "test")
+    skip_bad: bool = False
+    augment: bool = True
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    hflip: float = 0.5
+    vflip: float = 0.5
+    rot90: float = 0.0
+    intensity_jitter: float = 0.0
+    synthetic_train: int = 240
+    synthetic_val: int = 48
+    synthetic_test: int = 48
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:  # noqa: C901 - one flat list of checks reads best
+        """Check (and normalise list → tuple) every field.
+
+        Raises:
+            ValueError: naming the field and the bad value.
+        """
+        if self.format not in FORMATS:
+            raise ValueError(f"DataConfig.format must be one of {FORMATS}, got {self.format!r}")
+        if self.root is not None:
+            self.root = str(self.root)
+        if self.format != "synthetic" and not self.root:
+            raise ValueError(f"DataConfig.root is required for format {self.format!r}")
+        self.image_size = _pair(self.image_size, "image_size", int)
+        if min(self.image_size) < 8:
+            raise ValueError(f"DataConfig.image_size must be at least 8×8, got {self.image_size}")
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 2:
+            raise ValueError(f"DataConfig.num_classes must be an integer ≥ 2, got {self.num_classes!r}")
+        if self.in_channels is not None and (
+            not isinstance(self.in_channels, int) or isinstance(self.in_channels, bool) or self.in_channels < 1
+        ):
+            raise ValueError(f"DataConfig.in_channels must be None or an integer ≥ 1, got {self.in_channels!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"DataConfig.seed must be an integer, got {self.seed!r}")
+        if self.split_fractions is not None:
+            fr = self.split_fractions
+            if not isinstance(fr, (list, tuple)) or len(fr) != 3:
+                raise ValueError(f"DataConfig.split_fractions must be [train, val, test], got {fr!r}")
+            fr = tuple(float(v) for v in fr)
+            if min(fr) < 0 or fr[0] <= 0 or abs(sum(fr) - 1.0) > 1e-6:
+                raise ValueError(f"DataConfig.split_fractions must be ≥ 0, train > 0, summing to 1; got {fr}")
+            self.split_fractions = fr
+        if self.mask_threshold is not None:
+            if not isinstance(self.mask_threshold, int) or not 0 <= self.mask_threshold < 65535:
+                raise ValueError(f"DataConfig.mask_threshold must be None or an integer ≥ 0, got {self.mask_threshold!r}")
+            if self.num_classes != 2:
+                raise ValueError(
+                    f"DataConfig.mask_threshold binarises masks and needs num_classes=2, got {self.num_classes}"
+                )
+        if self.ct_window is not None:
+            self.ct_window = _pair(self.ct_window, "ct_window", float)
+            if not self.ct_window[0] < self.ct_window[1]:
+                raise ValueError(f"DataConfig.ct_window must be (low, high) with low < high, got {self.ct_window}")
+        if isinstance(self.drop_background_slices, str):
+            self.drop_background_slices = (self.drop_background_slices,)
+        self.drop_background_slices = tuple(self.drop_background_slices)
+        bad = [s for s in self.drop_background_slices if s not in SPLITS]
+        if bad:
+            raise ValueError(f"DataConfig.drop_background_slices holds unknown splits {bad}; allowed: {SPLITS}")
+        for name in ("use_cache", "skip_bad", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"DataConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        self.crop_scale = _pair(self.crop_scale, "crop_scale", float)
+        if not 0.1 <= self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
+            raise ValueError(f"DataConfig.crop_scale must satisfy 0.1 ≤ low ≤ high ≤ 1, got {self.crop_scale}")
+        for name in ("hflip", "vflip", "rot90"):
+            p = getattr(self, name)
+            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+                raise ValueError(f"DataConfig.{name} must be a probability in [0, 1], got {p!r}")
+            setattr(self, name, float(p))
+        if self.rot90 > 0 and self.image_size[0] != self.image_size[1]:
+            raise ValueError(f"DataConfig.rot90 needs a square image_size, got {self.image_size}")
+        if not isinstance(self.intensity_jitter, (int, float)) or not 0.0 <= self.intensity_jitter < 1.0:
+            raise ValueError(f"DataConfig.intensity_jitter must be in [0, 1), got {self.intensity_jitter!r}")
+        self.intensity_jitter = float(self.intensity_jitter)
+        for name in ("synthetic_train", "synthetic_val", "synthetic_test"):
+            n = getattr(self, name)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ValueError(f"DataConfig.{name} must be an integer ≥ 0, got {n!r}")
+        if self.format == "synthetic" and self.synthetic_train < 1:
+            raise ValueError("DataConfig.synthetic_train must be ≥ 1")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DataConfig:
+        """Build a config from a mapping (e.g. YAML/JSON); lists are accepted for tuples.
+
+        Raises:
+            ValueError: naming unknown keys or the bad value.
+        """
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown DataConfig key(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-friendly mapping (tuples become lists); ``from_dict`` reads it back."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @property
+    def is_volume(self) -> bool:
+        """True for the volume formats (``msd``, ``nifti``): items are 2-D axial slices."""
+        return self.format in VOLUME_FORMATS
+
+    @property
+    def cache_root(self) -> Path:
+        """Resolved cache root (``cache_dir`` or the default)."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_root()
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        """Split fractions in use (configured or the paper's for this format)."""
+        if self.split_fractions is not None:
+            return self.split_fractions
+        return MSD_FRACTIONS if self.is_volume else ISIC_FRACTIONS
+
+
+def paper_config(format: str = "isic2017", root: str | None = None, **overrides: Any) -> DataConfig:
+    """The paper's settings (§3.1) for ``isic2017`` (256×192, 4 channels) or ``msd`` spleen (256×256, 1 channel).
+
+    Args:
+        format: ``"isic2017"``, ``"msd"`` or ``"synthetic"``.
+        root: Data folder.
+        **overrides: Any other :class:`DataConfig` field.
+
+    Raises:
+        ValueError: for another format or a bad override.
+    """
+    presets: dict[str, dict[str, Any]] = {
+        "isic2017": {"image_size": (192, 256), "in_channels": 4},
+        "synthetic": {"image_size": (192, 256), "in_channels": 4},
+        "msd": {"image_size": (256, 256), "in_channels": 1},
+    }
+    if format not in presets:
+        raise ValueError(f"paper_config knows {sorted(presets)}, got {format!r}")
+    return DataConfig.from_dict({"format": format, "root": root, **presets[format], **overrides})

@@ -1,0 +1,319 @@
+"""Readers: 2-D images, label masks and NIfTI volumes, each validated and converted by one documented rule.
+
+Image conversion rule (:func:`read_image`), applied in training and inference alike:
+
+* 8-bit grey (``L``, ``1``) → 1 channel, 8-bit colour (``RGB``) → 3 channels, kept as ``uint8``;
+* ``RGBA``/``LA``: the alpha channel is dropped (colour/grey kept as stored);
+* palette (``P``) images are expanded through their palette to RGB; ``CMYK``/``YCbCr``/``LAB``/``HSV`` → RGB;
+* 16-bit and 32-bit images (``I;16``, ``I``, ``F``) and non-``uint8`` ``.npy`` arrays are scaled to [0, 1] by
+  per-image min–max (their range rarely fills the container), as ``float32``;
+* ``.npy`` arrays ``(H, W)`` or ``(H, W, C)`` give any channel count; multi-frame files are refused.
+
+Mask rule (:func:`read_mask`): a mask is a single-channel label image (grey, palette indices, 1-bit, 16-bit,
+or colour whose channels are all equal). Its values must belong to the declared label set, else loading fails
+naming the file and the stray values — unless ``mask_threshold`` asks for binarisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "VolumeMeta",
+    "read_image",
+    "read_mask",
+    "labels_to_classes",
+    "image_size_of",
+    "load_volume",
+    "load_label_volume",
+    "is_nifti",
+    "nifti_stem",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+_COLOUR_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def is_nifti(path: Path) -> bool:
+    """True for ``.nii`` / ``.nii.gz`` files."""
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: Path) -> str:
+    """File name without ``.nii.gz`` / ``.nii``."""
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _open_pil(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        img = Image.open(path)
+        if getattr(img, "n_frames", 1) > 1:
+            raise ValueError(f"{path}: multi-frame image ({img.n_frames} frames); save one image per file")
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path}: unreadable or truncated image ({error})") from error
+    return img
+
+
+def _minmax(array: np.ndarray, path: Path) -> np.ndarray:
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: {int((~np.isfinite(array)).sum())} NaN/inf pixel(s)")
+    low, high = float(array.min()), float(array.max())
+    if high <= low:
+        return np.zeros_like(array)
+    return (array - low) / (high - low)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{path}: unreadable or truncated .npy array ({error})") from error
+    return array
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a 2-D image as ``(H, W, C)``: ``uint8`` for 8-bit sources, else ``float32`` in [0, 1].
+
+    Args:
+        path: PNG, JPEG, BMP, TIFF or ``.npy`` file.
+
+    Returns:
+        ``(H, W, C)`` array; C = 1 (grey), 3 (colour) or the ``.npy`` channel count.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unreadable, truncated, multi-frame or of an unsupported shape, naming the file.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: file not found")
+        array = _load_npy(path)
+        if array.ndim == 2:
+            array = array[..., None]
+        if array.ndim != 3 or array.shape[-1] > 64:
+            raise ValueError(f"{path}: .npy image must be (H, W) or (H, W, C) with C ≤ 64, got shape {array.shape}")
+        if array.dtype == np.uint8:
+            return array
+        if array.dtype == bool:
+            return array.astype(np.uint8) * 255
+        return _minmax(array, path)
+    img = _open_pil(path)
+    mode = img.mode
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)[..., None]
+    if mode == "LA":
+        return np.asarray(img.getchannel("L"), dtype=np.uint8)[..., None]
+    if mode in ("RGB",):
+        return np.asarray(img, dtype=np.uint8)
+    if mode in _COLOUR_MODES:
+        # Palette/RGBA/CMYK...: through the palette to RGB; alpha is dropped (documented rule).
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    if mode.startswith("I") or mode == "F":
+        return _minmax(np.asarray(img), path)[..., None]
+    raise ValueError(f"{path}: unsupported image mode {mode!r}")
+
+
+def image_size_of(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file, reading only its header (whole array for ``.npy``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        return int(shape[0]), int(shape[1])
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size[1], img.size[0]
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: unreadable image ({error})") from error
+
+
+def _raw_mask(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: file not found")
+        array = _load_npy(path)
+        if array.ndim == 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+    else:
+        img = _open_pil(path)
+        if img.mode in ("LA", "PA"):
+            img = img.getchannel(0)
+        if img.mode == "P":
+            array = np.asarray(img)  # palette masks store class indices
+        elif img.mode == "1":
+            array = np.asarray(img, dtype=np.uint8)
+        elif img.mode in ("RGB", "RGBA", "RGBX"):
+            rgb = np.asarray(img)[..., :3]
+            if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
+                raise ValueError(
+                    f"{path}: colour mask whose R, G, B channels differ; save masks as single-channel label images"
+                )
+            array = rgb[..., 0]
+        elif img.mode in ("L", "F") or img.mode.startswith("I"):
+            array = np.asarray(img)
+        else:
+            raise ValueError(f"{path}: unsupported mask mode {img.mode!r}")
+    if array.ndim != 2:
+        raise ValueError(f"{path}: mask must be 2-D (H, W), got shape {array.shape}")
+    return array
+
+
+def labels_to_classes(
+    array: np.ndarray, num_classes: int, mask_threshold: int | None, source: str | Path
+) -> np.ndarray:
+    """Map raw label values to class indices ``0..num_classes-1`` (``uint8``), strictly.
+
+    Binary (``num_classes=2``) masks may hold {0, 1} or {0, 255}; multi-class masks 0..K-1. With
+    ``mask_threshold`` t, binary masks become ``value > t`` whatever they hold.
+
+    Raises:
+        ValueError: NaN/inf, or values outside the declared set (named with the file ``source``).
+    """
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise ValueError(f"{source}: {int((~np.isfinite(array)).sum())} NaN/inf label value(s)")
+        if not np.array_equal(array, np.round(array)):
+            raise ValueError(f"{source}: non-integer label values (e.g. {array[array != np.round(array)][:3]})")
+    if mask_threshold is not None:
+        return (array > mask_threshold).astype(np.uint8)
+    values = np.unique(array)
+    if num_classes == 2:
+        allowed = {0, 255} if values.size and values.max() > 1 else {0, 1}
+        stray = [v for v in values.tolist() if v not in allowed]
+        if stray:
+            raise ValueError(
+                f"{source}: mask values {_fmt(stray)} outside the declared binary label set {{0, 1}} or {{0, 255}} "
+                "(a JPEG-compressed or resampled mask?); fix the mask or set mask_threshold (e.g. 127) to binarise"
+            )
+        return (array > 0).astype(np.uint8)
+    stray = [v for v in values.tolist() if not (0 <= v < num_classes)]
+    if stray:
+        raise ValueError(
+            f"{source}: label values {_fmt(stray)} outside the declared classes 0..{num_classes - 1} "
+            f"(num_classes={num_classes})"
+        )
+    return array.astype(np.uint8)
+
+
+def _fmt(values: list) -> str:
+    values = [int(v) if float(v).is_integer() else v for v in values]
+    return str(values[:8])[:-1] + (", ...]" if len(values) > 8 else "]")
+
+
+def read_mask(path: str | Path, num_classes: int = 2, mask_threshold: int | None = None) -> np.ndarray:
+    """Read a 2-D label mask as ``uint8`` class indices ``(H, W)``.
+
+    Args:
+        path: PNG/BMP/TIFF/JPEG/``.npy`` label image.
+        num_classes: Declared number of classes including background.
+        mask_threshold: Binarise as ``value > t`` instead of checking the label set.
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: unreadable file, colour mask, or stray values, naming the file.
+    """
+    path = Path(path)
+    return labels_to_classes(_raw_mask(path), num_classes, mask_threshold, path)
+
+
+class VolumeMeta(NamedTuple):
+    """Geometry of a loaded volume: the file, its affine (4×4, voxel → world mm) and NIfTI header."""
+
+    path: Path
+    affine: np.ndarray
+    header: object
+
+
+def _load_nifti(path: Path):
+    import nibabel as nib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return nib.load(str(path))
+    except Exception as error:  # nibabel raises many types for broken files
+        raise ValueError(f"{path}: unreadable NIfTI ({type(error).__name__}: {error})") from error
+
+
+def _nifti_data(img, path: Path) -> np.ndarray:
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as error:  # truncated gzip streams raise EOFError, zlib.error, OSError...
+        raise ValueError(f"{path}: unreadable or truncated NIfTI data ({type(error).__name__}: {error})") from error
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim == 5 and data.shape[3] == 1:
+        data = data[:, :, :, 0, :]
+    if data.ndim not in (3, 4):
+        raise ValueError(f"{path}: volume must be 3-D (X, Y, Z) or 4-D (X, Y, Z, C), got shape {data.shape}")
+    return data
+
+
+def load_volume(path: str | Path) -> tuple[np.ndarray, VolumeMeta]:
+    """Load a NIfTI volume as stored on disk (no reorientation) and check it is finite.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file.
+
+    Returns:
+        ``(array, meta)``: ``float32`` ``(X, Y, Z)`` or ``(X, Y, Z, C)`` in the file's voxel order, and
+        :class:`VolumeMeta` with its affine and header.
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: unreadable/truncated file, bad dimensionality, or NaN/inf voxels (with their count).
+    """
+    path = Path(path)
+    img = _load_nifti(path)
+    data = _nifti_data(img, path)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} NaN/inf voxel(s)")
+    return data, VolumeMeta(path, np.asarray(img.affine, dtype=np.float64), img.header)
+
+
+def load_label_volume(
+    path: str | Path, image_meta: VolumeMeta, image_shape: tuple[int, ...], num_classes: int
+) -> np.ndarray:
+    """Load a label volume, checking shape and affine against its image, as ``uint8`` classes ``(X, Y, Z)``.
+
+    Raises:
+        ValueError: shape or affine differs from the image, stray label values, NaN, naming both files.
+    """
+    path = Path(path)
+    img = _load_nifti(path)
+    data = _nifti_data(img, path)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.shape != tuple(image_shape[:3]):
+        raise ValueError(
+            f"{path}: label shape {data.shape} differs from image {image_meta.path} shape {tuple(image_shape[:3])}"
+        )
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.allclose(affine, image_meta.affine, atol=1e-3, rtol=1e-4):
+        raise ValueError(
+            f"{path}: label affine differs from image {image_meta.path} affine "
+            f"(max difference {float(np.abs(affine - image_meta.affine).max()):.4g})"
+        )
+    return labels_to_classes(data, num_classes, None, path)
