@@ -1,0 +1,308 @@
+"""``hlfnet evaluate``: score a run on a split, as the ISIC challenge and the paper do.
+
+2-D data (ISIC, bring-your-own folders) is scored per image at two resolutions:
+
+* ``original`` — the prediction brought back to the original mask size (probabilities resized bilinearly,
+  then thresholded: exactly what ``hlfnet predict`` writes), against the mask file itself. This is the
+  challenge's protocol and the level Table 1 uses.
+* ``network`` — at the network input size, against the mask resized nearest-neighbour as in training.
+
+Volumes (spleen) are scored per slice at the network size (the paper: 380 test slices, background-only
+slices dropped when the data config drops them for that split) and per volume (3-D Dice per patient at the
+volume's own resolution).
+
+Outputs, in ``RUN/evaluation/<split>/`` unless told otherwise: ``per_case.csv`` (one row per image or
+volume), ``per_slice.csv`` (volumes only), ``summary.json`` (the mean of every metric at every level, the
+model and the settings) and ``summary.md`` (a markdown table).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hlfnet.evaluation.metrics import BINARY_METRICS, binary_scores, foreground_mean, multiclass_scores
+
+__all__ = ["EvaluationResult", "evaluate_run", "score_labels", "summary_markdown"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one run on one split.
+
+    Attributes:
+        summary: what ``summary.json`` holds (``levels``: ``{level: {metric: mean}}``, ``primary``, ...).
+        cases: one dictionary per image or volume: ``id`` plus ``<level>_<metric>`` columns.
+        slices: one dictionary per scored slice (volumes only).
+        output: the folder the files were written to, or ``None``.
+    """
+
+    summary: dict[str, Any]
+    cases: list[dict[str, Any]]
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    output: Path | None = None
+
+
+def score_labels(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dict[str, float]:
+    """ISIC scores of one case: binary, or the mean over foreground classes (one-vs-rest).
+
+    Args:
+        pred: ``uint8`` labels of any shape.
+        target: labels of the same shape.
+        num_classes: classes including background.
+
+    Raises:
+        ValueError: shapes differ.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {target.shape}")
+    p = torch.from_numpy(np.array(pred, copy=True))[None]
+    t = torch.from_numpy(np.array(target, copy=True))[None]
+    if num_classes == 2:
+        scores = binary_scores(p > 0, t > 0)
+    else:
+        scores = foreground_mean(multiclass_scores(p.long(), t.long(), num_classes))
+    return {k: float(v[0]) for k, v in scores.items()}
+
+
+def _means(rows: list[dict[str, Any]], level: str) -> dict[str, float]:
+    return {m: float(np.mean([r[f"{level}_{m}"] for r in rows])) for m in BINARY_METRICS} if rows else {}
+
+
+def _pairs_for(cfg: Any, split: str, ids: list[str] | None) -> list[Any]:
+    """The (id, image, mask) pairs of ``split``, restricted to the run's own split ids when given."""
+    from hlfnet.data.layouts import discover
+    from hlfnet.data.splits import split_pairs
+
+    if ids is None:
+        return split_pairs(cfg, split)
+    by_id = {p.id: p for p in discover(cfg).all_pairs()}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(
+            f"{cfg.root}: {len(missing)} case(s) of the run's {split} split are not in the data, e.g. {missing[0]!r} "
+            f"(pass --data to evaluate on another data folder with its own split)"
+        )
+    return [by_id[i] for i in ids]
+
+
+def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[str, Any]]:
+    from hlfnet.data.io import read_mask
+    from hlfnet.data.preprocess import resize_mask
+
+    rows = []
+    predictions = predictor.predict_images([p.image for p in pairs], ids=[p.id for p in pairs])
+    bar = predictor._bar(len(pairs), "img")
+    try:
+        for pair, pred in zip(pairs, predictions, strict=True):
+            truth = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold)
+            if truth.shape != pred.mask.shape:
+                raise ValueError(
+                    f"{pair.mask}: mask size {truth.shape} differs from image {pair.image} size {pred.mask.shape}"
+                )
+            row: dict[str, Any] = {"id": pair.id}
+            levels = {
+                "original": score_labels(pred.mask, truth, cfg.num_classes),
+                "network": score_labels(
+                    pred.network_mask, resize_mask(truth, cfg.image_size), cfg.num_classes
+                ),
+            }
+            for level, scores in levels.items():
+                row.update({f"{level}_{m}": v for m, v in scores.items()})
+            rows.append(row)
+            bar.update(1)
+    finally:
+        bar.close()
+    return rows
+
+
+def _evaluate_volumes(
+    predictor: Any, pairs: list[Any], cfg: Any, split: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from hlfnet.data.io import load_label_volume, load_volume
+    from hlfnet.data.preprocess import labels_to_slices, reorient_to_slices
+
+    drop_background = split in cfg.drop_background_slices
+    cases, slices = [], []
+    bar = predictor._bar(len(pairs), "volume")
+    try:
+        for pair in pairs:
+            volume, meta = load_volume(pair.image)
+            labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes)
+            pred = predictor.predict_volume_array(pair.image)
+            truth = np.ascontiguousarray(np.transpose(reorient_to_slices(labels, meta.affine), (2, 0, 1)))
+            truth_network = labels_to_slices(labels, meta.affine, cfg.image_size).numpy()
+            row: dict[str, Any] = {"id": pair.id}
+            row.update(
+                {f"volume_{m}": v for m, v in score_labels(pred.labels, truth, cfg.num_classes).items()}
+            )
+            volume_slices = []
+            for index in range(truth_network.shape[0]):
+                if drop_background and not truth_network[index].any():
+                    continue
+                scores = score_labels(pred.network_labels[index], truth_network[index], cfg.num_classes)
+                volume_slices.append(
+                    {"id": f"{pair.id}:{index}", "volume": pair.id, "slice_index": index}
+                    | {f"slice_{m}": v for m, v in scores.items()}
+                )
+            row["slices"] = len(volume_slices)
+            row.update({f"slice_{m}": v for m, v in _means(volume_slices, "slice").items()})
+            cases.append(row)
+            slices.extend(volume_slices)
+            bar.update(1)
+    finally:
+        bar.close()
+    return cases, slices
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """A markdown table of a summary: one row per level, one column per metric."""
+    header = ["Level", "Cases", *[m.replace("_", " ").capitalize() for m in BINARY_METRICS]]
+    lines = [
+        f"**{summary['run']}** ({summary['paper_name']}, {summary['parameters'] / 1e6:.2f}M parameters) on the "
+        f"{summary['split']} split of {summary['dataset']}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for level, scores in summary["levels"].items():
+        marker = " (primary)" if level == summary["primary"] else ""
+        count = summary["counts"].get(level, "")
+        lines.append(
+            f"| {level}{marker} | {count} | " + " | ".join(f"{scores[m]:.4f}" for m in BINARY_METRICS) + " |"
+        )
+    settings = summary["settings"]
+    lines += [
+        "",
+        f"TTA: {settings['tta']}, largest component: {settings['largest_component']}, "
+        f"threshold: {settings['threshold']}, backend: {settings['backend']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_run(
+    run: str | os.PathLike[str],
+    split: str = "test",
+    data_root: str | os.PathLike[str] | None = None,
+    data_overrides: dict[str, Any] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    write: bool = True,
+    **predictor_options: Any,
+) -> EvaluationResult:
+    """Score a run on one split and write ``per_case.csv``, ``summary.json`` and ``summary.md``.
+
+    Args:
+        run: run folder (or weights with a ``model.json`` recording the data).
+        split: ``"val"`` or ``"test"`` (``"train"`` also works).
+        data_root: evaluate on this data folder (same format) with its own split, instead of the run's data
+            and the run's ``split.json``.
+        data_overrides: other ``DataConfig`` fields to change (e.g. ``{"format": "folder"}``).
+        output: where to write; default ``RUN/evaluation/<split>``.
+        write: write the files (``False``: only return the result).
+        **predictor_options: options of :class:`~hlfnet.evaluation.predictor.Predictor` (``tta``,
+            ``largest_component``, ``batch_size``, ``backend``, ``progress``...).
+
+    Returns:
+        The :class:`EvaluationResult`.
+
+    Raises:
+        FileNotFoundError: missing run, weights or data.
+        ValueError: unknown split, a data config that does not match the run, missing cases, bad files.
+    """
+    from hlfnet.data.config import SPLITS
+    from hlfnet.evaluation.predictor import Predictor
+    from hlfnet.evaluation.run import load_run
+    from hlfnet.models import count_parameters, get_model_spec
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    loaded = load_run(run)
+    backend = predictor_options.pop("backend", "torch")
+    predictor = Predictor.from_run(loaded, backend=backend, **predictor_options)
+    cfg = predictor.cfg
+    changes = dict(data_overrides or {})
+    if data_root is not None:
+        changes["root"] = str(data_root)
+    if changes:
+        cfg = replace(cfg, **changes)
+        cfg.validate()
+        predictor.cfg = cfg
+    if cfg.format == "synthetic":
+        raise ValueError(
+            f"{run}: trained on the built-in synthetic data, which has no files to score at their original size; "
+            "pass --data ROOT (and --format) to evaluate on a real data folder"
+        )
+    ids = loaded.split.get(split) if (loaded.split is not None and data_root is None) else None
+    pairs = _pairs_for(cfg, split, ids)
+    if not pairs:
+        raise ValueError(f"{cfg.root}: the {split} split is empty")
+    logger.info("evaluating %s on %d %s case(s) of %s", loaded.name, len(pairs), split, cfg.root)
+    slices: list[dict[str, Any]] = []
+    if cfg.is_volume:
+        cases, slices = _evaluate_volumes(predictor, pairs, cfg, split)
+        levels = {"slice": _means(slices, "slice"), "volume": _means(cases, "volume")}
+        counts = {"slice": len(slices), "volume": len(cases)}
+        primary = "slice"
+    else:
+        cases = _evaluate_images(predictor, pairs, cfg)
+        levels = {"original": _means(cases, "original"), "network": _means(cases, "network")}
+        counts = {"original": len(cases), "network": len(cases)}
+        primary = "original"
+    try:
+        paper_name = get_model_spec(loaded.model_name).paper_name
+    except KeyError:
+        paper_name = loaded.model_name
+    summary = {
+        "run": loaded.name,
+        "model": loaded.model_name,
+        "paper_name": paper_name,
+        "parameters": count_parameters(loaded.model),
+        "split": split,
+        "dataset": cfg.format,
+        "data_root": cfg.root,
+        "cases": len(cases),
+        "primary": primary,
+        "levels": {k: v for k, v in levels.items() if v},
+        "counts": counts,
+        "settings": {
+            "tta": predictor.tta,
+            "largest_component": predictor.largest_component,
+            "threshold": predictor.threshold,
+            "backend": backend,
+            "weights": str(loaded.weights),
+        },
+    }
+    result = EvaluationResult(summary=summary, cases=cases, slices=slices)
+    if write:
+        folder = (
+            Path(output)
+            if output is not None
+            else (loaded.root or loaded.weights.parent) / "evaluation" / split
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_csv(folder / "per_case.csv", cases)
+        if slices:
+            _write_csv(folder / "per_slice.csv", slices)
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+        (folder / "summary.md").write_text(summary_markdown(summary))
+        result.output = folder
+        logger.info("wrote %s", folder)
+    return result
