@@ -199,6 +199,32 @@ class DataConfig:
             raise ValueError(f"unknown DataConfig key(s) {unknown}; allowed: {sorted(known)}")
         return cls(**data)
 
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> DataConfig:
+        """Load a YAML or JSON file (its ``data:`` section when it has one), then apply ``overrides``.
+
+        Raises:
+            FileNotFoundError: missing file.
+            ValueError: unparsable file, unknown keys or bad values (naming the file).
+        """
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML/JSON ({error})") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of DataConfig fields, got {type(data).__name__}")
+        if isinstance(data.get("data"), dict):
+            data = data["data"]
+        try:
+            return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-friendly mapping (tuples become lists); ``from_dict`` reads it back."""
         out = dataclasses.asdict(self)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 __all__ = ["SPLIT_CODES", "synthetic_ids", "generate_synthetic"]
 
@@ -28,8 +26,11 @@ def synthetic_ids(split: str, count: int) -> list[str]:
 
 
 def _upsample(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    tensor = torch.from_numpy(field.astype(np.float32))[None]
-    return F.interpolate(tensor, size=size, mode="bicubic", align_corners=False)[0].numpy()
+    # Pillow, single-threaded: torch's small interpolations stall on busy machines.
+    from PIL import Image
+
+    plane = Image.fromarray(field[0].astype(np.float32), "F").resize((size[1], size[0]), Image.BICUBIC)
+    return np.asarray(plane)[None]
 
 
 def _one(rng: np.random.Generator, size: tuple[int, int], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
