@@ -1,9 +1,131 @@
-"""Sub-commands of this area (registered by :mod:`hlfnet.cli`)."""
+"""``hlfnet train`` and ``hlfnet demo`` (registered by :mod:`hlfnet.cli`).
+
+Thin: parse, then call :func:`hlfnet.engine.train.train` / :func:`hlfnet.engine.demo.run_demo`. Heavy modules
+(torch, Lightning) are imported inside the handlers so that ``hlfnet --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+#: Keys that may change when a run is resumed (more epochs, other hardware); anything else would make the
+#: continued run a different experiment.
+RESUME_OVERRIDABLE = (
+    "train.max_epochs",
+    "train.accelerator",
+    "train.devices",
+    "train.num_nodes",
+    "train.strategy",
+    "train.num_workers",
+    "train.progress_bar",
+    "train.log_every_n_steps",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this area's sub-commands to ``hlfnet``."""
+    """Add ``train`` and ``demo`` to ``hlfnet``."""
+    train = subparsers.add_parser(
+        "train",
+        help="train a network with the paper's recipe (Lightning), recording a run folder",
+        description=(
+            "Train one experiment. CONFIG is a YAML file or a shipped config name "
+            "(hlfnet train --list-configs). Every run is recorded in runs/<name>/ "
+            "(config.yaml, split.json, checkpoints/{best,last}.ckpt, model.safetensors + model.json, "
+            "metrics.csv, curves.png, logs/)."
+        ),
+    )
+    train.add_argument("--config", help="YAML file or shipped config name (e.g. hlfnet_isic2017, synthetic)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.max_epochs=3 --set data.root=/data/isic (repeatable)",
+    )
+    train.add_argument("--run-dir", type=Path, help="run folder (default: <train.runs_dir>/<name>)")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--accelerator", choices=["cpu", "gpu", "cuda", "mps", "auto"], help="train.accelerator")
+    train.add_argument("--devices", type=int, help="train.devices (per node)")
+    train.add_argument("--num-nodes", type=int, help="train.num_nodes")
+    train.add_argument("--strategy", help="train.strategy (auto, ddp, ddp_spawn, ...)")
+    train.add_argument("--precision", choices=["32", "bf16-mixed", "16-mixed", "64"], help="train.precision")
+    train.add_argument("--list-configs", action="store_true", help="print the shipped config names and exit")
+    train.set_defaults(handler=run_train)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="the main job: train HLF-Net briefly on built-in synthetic data, evaluate, write a run folder",
+        description=(
+            "Needs no data and no network: builds the synthetic dataset, trains HLF-Net for a few epochs on "
+            "CPU (about two minutes on two cores), evaluates the best model on the test split and prints "
+            "where everything went."
+        ),
+    )
+    demo.add_argument("--run-dir", type=Path, help="run folder (default: the first free runs/demo[-N])")
+    demo.add_argument("--overwrite", action="store_true", help="replace --run-dir if it exists")
+    demo.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override the demo config"
+    )
+    demo.set_defaults(handler=run_demo_command)
+
+
+def _hardware_overrides(args: argparse.Namespace) -> list[str]:
+    pairs = {
+        "train.accelerator": args.accelerator,
+        "train.devices": args.devices,
+        "train.num_nodes": args.num_nodes,
+        "train.strategy": args.strategy,
+        "train.precision": args.precision,
+    }
+    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``hlfnet train``."""
+    from hlfnet.cli import CLIError
+    from hlfnet.engine.config import list_configs
+
+    if args.list_configs:
+        print("\n".join(list_configs()))
+        return 0
+    overrides = [*args.overrides, *_hardware_overrides(args)]
+    from hlfnet.engine.train import describe_run, load_run_config, train
+
+    if args.resume is not None:
+        if args.config or args.overwrite or args.run_dir:
+            raise CLIError("--resume RUN continues RUN with its own config: drop --config, --run-dir and --overwrite")
+        for item in overrides:
+            key = item.partition("=")[0].strip()
+            if key not in RESUME_OVERRIDABLE:
+                raise CLIError(
+                    f"cannot change {key!r} when resuming (it would be another experiment); "
+                    f"allowed: {', '.join(RESUME_OVERRIDABLE)}"
+                )
+        config = load_run_config(args.resume, overrides)
+        result = train(config, args.resume, resume=True)
+    else:
+        if not args.config:
+            raise CLIError("--config is required (a YAML file or one of: hlfnet train --list-configs)")
+        from hlfnet.engine.config import load_config
+
+        config = load_config(args.config, overrides)
+        result = train(config, args.run_dir, overwrite=args.overwrite)
+    summary = describe_run(result)
+    print(f"run folder: {summary['run_dir']}")
+    if result.best_epoch is not None:
+        print(f"best epoch: {result.best_epoch} (validation Dice {result.best_val_dice:.4f})")
+    for role, path in summary["files"].items():
+        print(f"  {role:16s} {path}")
+    return 0
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """Handler of ``hlfnet demo``."""
+    from hlfnet.engine.demo import format_demo_report, run_demo
+
+    report = run_demo(run_dir=args.run_dir, overwrite=args.overwrite, overrides=args.overrides)
+    print(format_demo_report(report))
+    return 0

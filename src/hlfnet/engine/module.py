@@ -1,0 +1,227 @@
+"""The training agent: a LightningModule around any registered network, and the data module that feeds it.
+
+The network stays a plain ``nn.Module`` (PyMIC's separation of agent and network); this module adds the loss
+(MONAI ``DiceLoss``), the optimiser (Adam), the schedule (StepLR) and validation with the ISIC per-image
+metrics of :func:`hlfnet.evaluation.metrics.scores_from_logits`, averaged over the whole validation set.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+from monai.losses import DiceLoss
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from hlfnet.data import DataConfig, build_dataset
+from hlfnet.evaluation.metrics import scores_from_logits
+
+__all__ = ["SegmentationModule", "SegmentationDataModule", "EpochSampler", "dice_loss", "EPOCH_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``metrics.csv``, one row per epoch (``epoch`` counts from 0, as Lightning does).
+EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "val_accuracy")
+_VAL_METRICS = ("dice", "jaccard", "accuracy")
+
+
+def dice_loss(out_channels: int, reduction: str = "mean") -> DiceLoss:
+    """The paper's Dice loss for ``out_channels`` logits.
+
+    One output channel: sigmoid Dice on the foreground. ``K > 1`` channels: softmax Dice against the one-hot
+    label map, averaged over the foreground classes (background excluded, as nnU-Net does, so that the large
+    easy background does not dilute the loss). Dice is computed per image and then averaged (``batch=False``).
+
+    Args:
+        out_channels: number of logit channels of the network.
+        reduction: ``"mean"`` (a scalar) or ``"none"`` (``(B, C', 1, 1)``).
+    """
+    if out_channels == 1:
+        return DiceLoss(sigmoid=True, reduction=reduction)
+    return DiceLoss(softmax=True, to_onehot_y=True, include_background=False, reduction=reduction)
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains a segmentation network with the paper's recipe.
+
+    Args:
+        model: a network returning logits ``(B, K, H, W)`` (built by :func:`hlfnet.create_model`).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        lr_step_epochs: StepLR step size in epochs.
+        lr_gamma: StepLR factor.
+
+    After each validation epoch :attr:`epoch_row` holds that epoch's row of ``metrics.csv``
+    (see :data:`EPOCH_COLUMNS`), computed over all processes.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        lr_step_epochs: int = 15,
+        lr_gamma: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        out_channels = int(getattr(model, "out_channels", 1))
+        self.loss = dice_loss(out_channels)
+        self.per_image_loss = dice_loss(out_channels, reduction="none")
+        self.epoch_row: dict[str, float] | None = None
+        self._epoch_lr = float("nan")
+        self._train_sum = torch.zeros(2, dtype=torch.float64)  # loss * images, images
+        self._val_sum = torch.zeros(2 + len(_VAL_METRICS), dtype=torch.float64)  # loss, metrics..., images
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W) -> (B, K, H, W)`` logits."""
+        return self.model(x)
+
+    def _loss_target(self, mask: Tensor, logits: Tensor) -> Tensor:
+        return mask.float() if logits.shape[1] == 1 else mask
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sum = torch.zeros(2, dtype=torch.float64, device=self.device)
+        # Lightning steps epoch schedulers after the last batch, before validation: read the epoch's rate now.
+        optimizers = self.trainer.optimizers
+        self._epoch_lr = float(optimizers[0].param_groups[0]["lr"]) if optimizers else float("nan")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        image, mask = batch["image"], batch["mask"]
+        logits = self.model(image)
+        # The loss in float32 even under mixed precision: Dice sums over many pixels.
+        loss = self.loss(logits.float(), self._loss_target(mask, logits))
+        n = image.shape[0]
+        self._train_sum += torch.stack([loss.detach().double() * n, loss.new_tensor(n, dtype=torch.float64)])
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum = torch.zeros(2 + len(_VAL_METRICS), dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        image, mask = batch["image"], batch["mask"]
+        logits = self.model(image).float()
+        losses = self.per_image_loss(logits, self._loss_target(mask, logits)).flatten(1).mean(1)
+        scores = scores_from_logits(logits, mask)
+        n = image.shape[0]
+        self._val_sum += torch.stack(
+            [
+                losses.double().sum(),
+                *(scores[m].to(self._val_sum.device).sum() for m in _VAL_METRICS),
+                losses.new_tensor(n, dtype=torch.float64),
+            ]
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        # Per-image sums over every process, then one division: the exact mean over the validation set,
+        # whatever the sharding.
+        val = self.trainer.strategy.reduce(self._val_sum.clone(), reduce_op="sum")
+        train = self.trainer.strategy.reduce(self._train_sum.clone(), reduce_op="sum")
+        images = float(val[-1])
+        if images == 0:
+            raise ValueError("the validation split is empty: nothing to select the best model on")
+        metrics = {f"val_{m}": float(val[1 + i]) / images for i, m in enumerate(_VAL_METRICS)}
+        row = {
+            "epoch": float(self.current_epoch),
+            "lr": self._epoch_lr,
+            "train_loss": float(train[0] / train[1]) if float(train[1]) > 0 else float("nan"),
+            "val_loss": float(val[0]) / images,
+            **metrics,
+        }
+        self.epoch_row = row
+        self.log("val_loss", row["val_loss"], prog_bar=False, sync_dist=True)
+        for key, value in metrics.items():
+            self.log(key, value, prog_bar=key == "val_dice", sync_dist=True)
+        self.log("lr", row["lr"], sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=self.hparams.lr_step_epochs, gamma=self.hparams.lr_gamma
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+class EpochSampler(DistributedSampler):
+    """A :class:`DistributedSampler` that also passes the epoch to the dataset (its augmentation draws from
+    ``(seed, epoch, index)``), so that order and augmentation are both functions of the epoch alone."""
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Training and validation loaders over :func:`hlfnet.data.build_dataset`.
+
+    The training order and augmentation are functions of ``(seed, epoch)`` only: an :class:`EpochSampler` (one
+    replica per process, a single replica without DDP) whose epoch Lightning sets, so a resumed run sees the
+    batches an uninterrupted one sees. Workers are not persistent, so each epoch's workers get the dataset
+    with its new epoch. Validation is sharded without padding (every image exactly once over all processes).
+
+    Args:
+        data: the data section.
+        batch_size: images per step per process.
+        num_workers: loader workers per process.
+        seed: seed of the training order.
+        pin_memory: pin host memory (GPU training).
+    """
+
+    def __init__(
+        self,
+        data: DataConfig,
+        batch_size: int,
+        num_workers: int = 0,
+        seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = build_dataset(self.data, "train")
+            self.val_set = build_dataset(self.data, "val", augment=False)
+            log.debug("train: %d images, val: %d images", len(self.train_set), len(self.val_set))
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, dataset: Dataset, sampler: Any = None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        world, rank = self._world()
+        sampler = EpochSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        world, rank = self._world()
+        shard = self.val_set if world == 1 else Subset(self.val_set, range(rank, len(self.val_set), world))
+        return self._loader(shard)
