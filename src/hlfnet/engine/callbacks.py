@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` into memory, then :func:`hlfnet.models.io.atomic_write_bytes` (temp file, fsync, rename)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
         buffer = io.BytesIO()
@@ -115,7 +117,8 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
         raise FileNotFoundError(f"{path}: metrics file not found")
     with path.open(newline="") as handle:
         return [
-            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(handle)
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(handle)
         ]
 
 

@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", type=Path, help="run folder (default: <train.runs_dir>/<name>)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    train.add_argument("--accelerator", choices=["cpu", "gpu", "cuda", "mps", "auto"], help="train.accelerator")
+    train.add_argument(
+        "--accelerator", choices=["cpu", "gpu", "cuda", "mps", "auto"], help="train.accelerator"
+    )
     train.add_argument("--devices", type=int, help="train.devices (per node)")
     train.add_argument("--num-nodes", type=int, help="train.num_nodes")
     train.add_argument("--strategy", help="train.strategy (auto, ddp, ddp_spawn, ...)")
@@ -67,7 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--run-dir", type=Path, help="run folder (default: the first free runs/demo[-N])")
     demo.add_argument("--overwrite", action="store_true", help="replace --run-dir if it exists")
     demo.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override the demo config"
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the demo config",
     )
     demo.set_defaults(handler=run_demo_command)
 
@@ -96,7 +103,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.resume is not None:
         if args.config or args.overwrite or args.run_dir:
-            raise CLIError("--resume RUN continues RUN with its own config: drop --config, --run-dir and --overwrite")
+            raise CLIError(
+                "--resume RUN continues RUN with its own config: drop --config, --run-dir and --overwrite"
+            )
         for item in overrides:
             key = item.partition("=")[0].strip()
             if key not in RESUME_OVERRIDABLE:

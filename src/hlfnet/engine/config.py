@@ -115,7 +115,14 @@ class TrainConfig:
     runs_dir: str = "runs"
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "batch_size", "lr_step_epochs", "devices", "num_nodes", "log_every_n_steps"):
+        for name in (
+            "max_epochs",
+            "batch_size",
+            "lr_step_epochs",
+            "devices",
+            "num_nodes",
+            "log_every_n_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         for name in ("limit_train_batches", "limit_val_batches"):
@@ -242,7 +249,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except ValueError as error:
                 errors.append(str(error))
-        raise ValueError(errors[0] if len(errors) == 1 else f"config key {key!r}: {value!r} fits none of {options}")
+        raise ValueError(
+            errors[0] if len(errors) == 1 else f"config key {key!r}: {value!r} fits none of {options}"
+        )
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
             raise ValueError(f"config key {key!r} must be a mapping, got {type(value).__name__}: {value!r}")

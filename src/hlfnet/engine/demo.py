@@ -61,7 +61,9 @@ def _free_run_dir(parent: Path, name: str) -> Path:
 
 
 @torch.no_grad()
-def evaluate_split(run_dir: Path, config: ExperimentConfig, split: str = "test") -> tuple[dict[str, float], int]:
+def evaluate_split(
+    run_dir: Path, config: ExperimentConfig, split: str = "test"
+) -> tuple[dict[str, float], int]:
     """Mean per-image Dice, Jaccard, accuracy, ... of a run's best weights on one split.
 
     The network is rebuilt from the run folder alone (``model.safetensors`` + ``model.json``).

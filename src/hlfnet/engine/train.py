@@ -135,7 +135,9 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = Fa
             raise FileExistsError(f"{run_dir}: exists and is not a folder; not overwriting it")
         looks_like_run = (run_dir / CONFIG_FILE).is_file() or (run_dir / "checkpoints").is_dir()
         if any(run_dir.iterdir()) and not looks_like_run:
-            raise FileExistsError(f"{run_dir}: not empty and not a run folder (no {CONFIG_FILE}); not deleting it")
+            raise FileExistsError(
+                f"{run_dir}: not empty and not a run folder (no {CONFIG_FILE}); not deleting it"
+            )
         log.info("overwriting %s", run_dir)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -144,7 +146,9 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = Fa
 def _loggers(run_dir: Path, name: str) -> list[Logger]:
     loggers: list[Logger] = [CSVLogger(save_dir=run_dir / "logs", name="csv")]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        loggers.append(TensorBoardLogger(save_dir=run_dir / "logs", name="tensorboard", default_hp_metric=False))
+        loggers.append(
+            TensorBoardLogger(save_dir=run_dir / "logs", name="tensorboard", default_hp_metric=False)
+        )
     else:
         log.warning("tensorboard is not installed: no TensorBoard logs (pip install 'hlfnet[tensorboard]')")
     return loggers
