@@ -1,9 +1,186 @@
-"""Sub-commands of this area (registered by :mod:`hlfnet.cli`)."""
+"""Sub-commands of this area (registered by :mod:`hlfnet.cli`): evaluate, predict, compare, report, export.
+
+Each handler parses nothing itself: it calls one typed function of :mod:`hlfnet.evaluation` (which a user can
+call from Python) and prints what that returns. Heavy modules are imported inside the handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inference")
+    group.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    group.add_argument("--tta", action="store_true", help="flip test-time augmentation (4 forward passes)")
+    group.add_argument(
+        "--largest-component", action="store_true", help="keep only the largest connected component per class"
+    )
+    group.add_argument("--threshold", type=float, default=0.5, help="binary threshold on the probability")
+    group.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="onnx: run RUN/export/model.onnx in ONNX Runtime",
+    )
+    group.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1...)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _predictor_options(args: argparse.Namespace) -> dict:
+    return {
+        "batch_size": args.batch_size,
+        "tta": args.tta,
+        "largest_component": args.largest_component,
+        "threshold": args.threshold,
+        "device": args.device,
+        "progress": not args.no_progress and sys.stderr.isatty(),
+    }
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hlfnet.evaluation.evaluate import evaluate_run, summary_markdown
+
+    overrides = {"format": args.format} if args.format else None
+    result = evaluate_run(
+        args.run,
+        split=args.split,
+        data_root=args.data,
+        data_overrides=overrides,
+        output=args.output,
+        backend=args.backend,
+        **_predictor_options(args),
+    )
+    print(summary_markdown(result.summary))
+    print(f"written to {result.output}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hlfnet.evaluation.predictor import Predictor
+
+    options = _predictor_options(args)
+    predictor = Predictor.from_path(args.model, backend=args.backend, **options)
+    written = predictor.predict(
+        args.input,
+        args.output,
+        overwrite=args.overwrite,
+        save_probabilities=args.probabilities,
+        pattern=args.pattern,
+    )
+    print(f"wrote {len(written)} prediction(s) to {args.output}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from hlfnet.evaluation.compare import compare_runs, table_csv, table_markdown
+
+    rows = compare_runs(args.runs, split=args.split, level=args.level)
+    markdown = table_markdown(rows, paper=args.paper)
+    csv_text = table_csv(rows)
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table1.md").write_text(markdown)
+        (out / "table1.csv").write_text(csv_text)
+        print(f"wrote {out / 'table1.md'} and {out / 'table1.csv'}", file=sys.stderr)
+    print(csv_text if args.csv else markdown, end="")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hlfnet.evaluation.report import write_report
+
+    path = write_report(
+        args.run, split=args.split, output=args.output, cases=args.cases, overwrite=args.overwrite
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from hlfnet.evaluation.export import export_run
+
+    path = export_run(args.run, fmt=args.format, output=args.output, overwrite=args.overwrite)
+    print(f"wrote {path}")
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to ``hlfnet``."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a run on its val/test split (per-case CSV, summary JSON, markdown)",
+        description="Score a run as the ISIC challenge does (original mask size) and at network size; volumes "
+        "per slice and per volume. Writes RUN/evaluation/<split>/{per_case.csv,summary.json,summary.md}.",
+    )
+    p.add_argument("run", help="run folder (or model.safetensors)")
+    p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument(
+        "--data", help="evaluate on this data folder (same format, its own split) instead of the run's"
+    )
+    p.add_argument(
+        "--format", help="data format of --data when it differs from the run's (isic2017, folder, msd...)"
+    )
+    p.add_argument("--output", help="output folder (default RUN/evaluation/<split>)")
+    _add_predictor_options(p)
+    p.set_defaults(handler=_evaluate)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predict masks for an image, a folder or a NIfTI volume",
+        description="Predict with the training preprocessing rebuilt from the run. 2-D masks are written as "
+        "8-bit PNG (0/255) at the input's size; volumes as NIfTI with the input's affine and header.",
+    )
+    p.add_argument(
+        "--model", required=True, help="run folder, model.safetensors, model.onnx or *.torchscript.pt"
+    )
+    p.add_argument(
+        "--input", required=True, help="image, folder of images, or .nii/.nii.gz volume (or folder)"
+    )
+    p.add_argument("--output", required=True, help="output folder")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace predictions already in the output folder"
+    )
+    p.add_argument(
+        "--probabilities", action="store_true", help="also write probability maps (output/probabilities)"
+    )
+    p.add_argument("--pattern", help="glob choosing the files of an input folder, e.g. 'ISIC_*.jpg'")
+    _add_predictor_options(p)
+    p.set_defaults(handler=_predict)
+
+    p = subparsers.add_parser(
+        "compare",
+        help="the paper's Table 1 from evaluated runs (markdown and CSV)",
+        description="Dice, Jaccard, Accuracy and parameters per network, read from RUN/evaluation/<split>/summary.json.",
+    )
+    p.add_argument("runs", nargs="+", help="run folders, each evaluated with `hlfnet evaluate`")
+    p.add_argument("--split", default="test")
+    p.add_argument("--level", help="original, network, slice or volume (default: each run's primary level)")
+    p.add_argument("--paper", choices=("isic2017", "spleen"), help="show the paper's values beside ours")
+    p.add_argument("--output", help="folder to write table1.md and table1.csv into")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of markdown")
+    p.set_defaults(handler=_compare)
+
+    p = subparsers.add_parser(
+        "report",
+        help="one self-contained HTML page: metrics, curves, best/median/worst cases, Fig. 4 attention maps",
+    )
+    p.add_argument("run", help="run folder")
+    p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument("--cases", nargs="+", help="case ids for the Fig. 4 panels (default: best, median, worst)")
+    p.add_argument("--output", help="HTML file (default RUN/report.html)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.set_defaults(handler=_report)
+
+    p = subparsers.add_parser("export", help="export a run's network to ONNX or TorchScript")
+    p.add_argument("run", help="run folder (or model.safetensors)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--output", help="file to write (default RUN/export/model.onnx or model.torchscript.pt)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(handler=_export)

@@ -25,7 +25,7 @@ from torch import nn
 
 from hlfnet.models.io import atomic_write_bytes
 
-__all__ = ["EXPORT_FORMATS", "export_model", "OnnxModel", "exported_json_path", "load_exported"]
+__all__ = ["EXPORT_FORMATS", "export_model", "export_run", "OnnxModel", "exported_json_path", "load_exported"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,3 +195,40 @@ def load_exported(path: str | os.PathLike[str]) -> tuple[OnnxModel | torch.jit.S
         except RuntimeError as error:
             raise ValueError(f"{path}: not a TorchScript file ({error})") from None
     raise ValueError(f"{path}: unknown export format (expected .onnx or .torchscript.pt)")
+
+
+def export_run(
+    run: str | os.PathLike[str],
+    fmt: ExportFormat = "onnx",
+    output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a run's network for the input size of its preprocessing.
+
+    Args:
+        run: run folder or weights file.
+        fmt: ``"onnx"`` or ``"torchscript"``.
+        output: the file to write; default ``RUN/export/model.onnx`` or ``RUN/export/model.torchscript.pt``
+            (where ``hlfnet predict --backend onnx`` looks).
+        overwrite: replace an existing export.
+
+    Raises:
+        FileNotFoundError: no weights in the run.
+        FileExistsError: the export exists and ``overwrite`` is false.
+        ValueError: no recorded input size, unknown format.
+    """
+    from hlfnet.evaluation.run import load_run
+
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {fmt!r}")
+    loaded = load_run(run)
+    size = loaded.data.get("image_size")
+    if not size:
+        raise ValueError(
+            f"{loaded.weights}: no recorded preprocessing ('data.image_size'), so no input size to export"
+        )
+    folder = (loaded.root or loaded.weights.parent) / "export"
+    path = Path(output) if output is not None else folder / f"model{SUFFIXES[fmt]}"
+    return export_model(
+        loaded.model, path, tuple(size), fmt, info={**loaded.info, "data": loaded.data}, overwrite=overwrite
+    )

@@ -629,8 +629,14 @@ class Predictor:
 
     # ------------------------------------------------------------------ attention (Fig. 4)
 
-    def attention(self, image: str | os.PathLike[str] | np.ndarray) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    def attention(
+        self, image: str | os.PathLike[str] | np.ndarray | torch.Tensor
+    ) -> tuple[torch.Tensor, Any, torch.Tensor]:
         """Preprocessed image, attention maps and probabilities of one image, at the network size.
+
+        Args:
+            image: an image file or array (preprocessed here), or an already preprocessed ``(C, H, W)`` tensor
+                (e.g. a slice from ``volume_to_slices``).
 
         Returns:
             ``(image (C, H, W), AttentionMaps with batch size 1, probabilities (K, H, W))``.
@@ -640,7 +646,7 @@ class Predictor:
         """
         if not hasattr(self.model, "forward_with_attention"):
             raise ValueError("attention maps need the PyTorch network (not an exported model)")
-        item = self._load_image(image, None)
+        tensor = image if isinstance(image, torch.Tensor) else self._load_image(image, None).tensor
         with torch.inference_mode():
-            out = self.model.forward_with_attention(item.tensor[None].to(self.device))
-        return item.tensor, out.attention, self._activate(out.logits.float().cpu())[0]
+            out = self.model.forward_with_attention(tensor[None].to(self.device))
+        return tensor, out.attention, self._activate(out.logits.float().cpu())[0]

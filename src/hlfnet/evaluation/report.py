@@ -1,0 +1,380 @@
+"""``hlfnet report``: one self-contained HTML page about a run, readable offline.
+
+The page holds the metrics table of ``hlfnet evaluate`` (run first if its summary is missing), the training
+curves (``curves.png``, or drawn from ``metrics.csv``), the best, median and worst cases by Jaccard as overlays
+(ground truth green, prediction red), and the paper's Fig. 4 for chosen cases: image, ground truth, prediction,
+then every LFE map ``σ(s')`` in encoder order (shallow → deep: resolution high → low) and every HFE spatial map
+``s̃`` in decoder order (deep → shallow: resolution low → high), as the paper lays the figure out (a–h, i–p).
+Every picture is a PNG embedded as base64; the page loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["write_report", "render_report", "ReportCase"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReportCase:
+    """One case shown in the report: its image at the network size, ground truth and prediction.
+
+    Attributes:
+        id: case id (``volume:slice`` for slices).
+        tensor: the preprocessed network input ``(C, H, W)``.
+        truth: ``uint8`` labels ``(H, W)`` at the network size.
+        jaccard: its primary Jaccard (for the caption), or ``None``.
+        label: "best", "median", "worst" or "chosen".
+    """
+
+    id: str
+    tensor: torch.Tensor
+    truth: np.ndarray
+    jaccard: float | None
+    label: str
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _display(tensor: torch.Tensor) -> np.ndarray:
+    """Network input ``(C, H, W)`` → an RGB or grey picture ``(H, W[, 3])`` in [0, 1]."""
+    array = tensor.detach().cpu().float().numpy()
+    if array.shape[0] >= 3:
+        return np.clip(np.moveaxis(array[:3], 0, 2), 0, 1)
+    return np.clip(array[0], 0, 1)
+
+
+def _show(ax: Any, picture: np.ndarray, title: str) -> None:
+    ax.imshow(picture, cmap=None if picture.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def _overlay(ax: Any, picture: np.ndarray, truth: np.ndarray, pred: np.ndarray, title: str) -> None:
+    _show(ax, picture, title)
+    for mask, colour in ((truth, "lime"), (pred, "red")):
+        if mask.any() and not mask.all():
+            ax.contour(mask > 0, levels=[0.5], colors=colour, linewidths=1.2)
+
+
+def _curves_image(root: Path) -> tuple[str | None, str]:
+    """The training curves as a data URI: ``curves.png`` as it is, or drawn from ``metrics.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    png = root / "curves.png"
+    if png.is_file():
+        return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"), "curves.png"
+    metrics = root / "metrics.csv"
+    if not metrics.is_file():
+        return None, "no curves.png or metrics.csv in the run folder"
+    with metrics.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None, "metrics.csv is empty"
+    x_key = "epoch" if "epoch" in rows[0] else None
+    series: dict[str, list[tuple[float, float]]] = {}
+    for i, row in enumerate(rows):
+        x = float(row[x_key]) if x_key and row.get(x_key) not in (None, "") else float(i)
+        for key, value in row.items():
+            if key in (x_key, "step") or value in (None, ""):
+                continue
+            try:
+                series.setdefault(key, []).append((x, float(value)))
+            except ValueError:
+                continue
+    if not series:
+        return None, "metrics.csv has no numeric columns"
+    losses = {k: v for k, v in series.items() if "loss" in k}
+    others = {k: v for k, v in series.items() if k not in losses and "lr" not in k}
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, group, title in ((axes[0], losses, "loss"), (axes[1], others, "metrics")):
+        for key, points in sorted(group.items()):
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=key)
+        ax.set_xlabel(x_key or "row")
+        ax.set_title(title, fontsize=9)
+        if group:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return _png(figure), "drawn from metrics.csv"
+
+
+def _fig4(predictor: Any, case: ReportCase) -> str:
+    """The paper's Fig. 4 row of one case: image, truth, prediction, LFE maps, HFE spatial maps."""
+    import matplotlib.pyplot as plt
+
+    tensor, maps, probabilities = predictor.attention(case.tensor)
+    pred = predictor.labels(probabilities[None])[0].numpy()
+    panels: list[tuple[str, np.ndarray, str]] = [
+        ("image", _display(tensor), "image"),
+        ("ground truth", case.truth.astype(float), "mask"),
+        ("prediction", pred.astype(float), "mask"),
+    ]
+    size = tensor.shape[-2:]
+    for level, m in enumerate(maps.lfe):
+        panels.append((f"LFE {level + 1} σ(s')", m[0, 0].float().cpu().numpy(), "map"))
+    depth = len(maps.hfe_spatial)
+    for i, m in enumerate(maps.hfe_spatial):
+        panels.append((f"HFE {depth - i} s̃", m[0, 0].float().cpu().numpy(), "map"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 2.2))
+    for ax, (title, picture, kind) in zip(np.atleast_1d(axes), panels, strict=True):
+        if kind == "map":
+            low, high = float(picture.min()), float(picture.max())
+            shown = (picture - low) / (high - low) if high > low else np.zeros_like(picture)
+            ax.imshow(shown, cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
+            ax.set_title(
+                f"{title}\n{picture.shape[0]}×{picture.shape[1]} [{low:.2f}, {high:.2f}]", fontsize=7
+            )
+            ax.axis("off")
+        elif kind == "mask":
+            ax.imshow(
+                picture, cmap="gray", vmin=0, vmax=max(1.0, float(picture.max())), interpolation="nearest"
+            )
+            ax.set_title(f"{title}\n{size[0]}×{size[1]}", fontsize=7)
+            ax.axis("off")
+        else:
+            _show(ax, picture, f"{title}\n{size[0]}×{size[1]}")
+    return _png(figure)
+
+
+def _overlays(predictor: Any, cases: list[ReportCase]) -> str:
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.0))
+    for ax, case in zip(np.atleast_1d(axes), cases, strict=True):
+        probabilities = predictor.probabilities(case.tensor[None])
+        pred = predictor.labels(probabilities)[0].numpy()
+        score = f", J={case.jaccard:.3f}" if case.jaccard is not None else ""
+        _overlay(ax, _display(case.tensor), case.truth, pred, f"{case.label}: {case.id}{score}")
+    return _png(figure)
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _pick(rows: list[dict[str, str]], key: str) -> list[tuple[str, dict[str, str]]]:
+    """Best, median and worst rows by ``key`` (distinct rows when there are at least three)."""
+    ordered = sorted(rows, key=lambda r: float(r[key]), reverse=True)
+    picks = [("best", ordered[0]), ("median", ordered[len(ordered) // 2]), ("worst", ordered[-1])]
+    seen: set[int] = set()
+    unique = []
+    for label, row in picks:
+        if id(row) not in seen:
+            seen.add(id(row))
+            unique.append((label, row))
+    return unique
+
+
+def _load_cases(
+    predictor: Any, cfg: Any, pairs: dict[str, Any], wanted: list[tuple[str, dict[str, str]]], volume: bool
+) -> list[ReportCase]:
+    from hlfnet.data.io import load_label_volume, load_volume, read_mask
+    from hlfnet.data.preprocess import labels_to_slices, preprocess_image, resize_mask, volume_to_slices
+
+    cases = []
+    for label, row in wanted:
+        if volume:
+            pair = pairs[row["volume"]]
+            index = int(row["slice_index"])
+            data, meta = load_volume(pair.image)
+            tensor = volume_to_slices(data, predictor.cfg, affine=meta.affine)[index]
+            labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes)
+            truth = labels_to_slices(labels, meta.affine, cfg.image_size)[index].numpy()
+            jaccard = float(row["slice_jaccard"])
+        else:
+            pair = pairs[row["id"]]
+            tensor, _ = preprocess_image(pair.image, predictor.cfg)
+            truth = resize_mask(read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold), cfg.image_size)
+            jaccard = float(row["original_jaccard"]) if "original_jaccard" in row else None
+        cases.append(ReportCase(row["id"], tensor, np.asarray(truth), jaccard, label))
+    return cases
+
+
+def _metrics_table(summary: dict[str, Any]) -> str:
+    from hlfnet.evaluation.metrics import BINARY_METRICS
+
+    head = "".join(f"<th>{html.escape(m.replace('_', ' '))}</th>" for m in BINARY_METRICS)
+    body = []
+    for level, scores in summary["levels"].items():
+        primary = " (primary)" if level == summary["primary"] else ""
+        cells = "".join(f"<td>{scores[m]:.4f}</td>" for m in BINARY_METRICS)
+        count = summary.get("counts", {}).get(level, "")
+        body.append(f"<tr><th>{html.escape(level)}{primary}</th><td>{count}</td>{cells}</tr>")
+    return f"<table><tr><th>level</th><th>cases</th>{head}</tr>{''.join(body)}</table>"
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1500px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f4f4f4}img{max-width:100%;display:block;margin:.5em 0}.note{color:#555;font-size:.9em}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
+"""
+
+
+def render_report(
+    title: str,
+    facts: dict[str, str],
+    summary: dict[str, Any],
+    curves: tuple[str | None, str],
+    overlays: str | None,
+    fig4: list[tuple[ReportCase, str]],
+    fig4_note: str,
+) -> str:
+    """Assemble the HTML page from already rendered pieces (data URIs)."""
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><dl>",
+        *(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()),
+        "</dl><h2>Metrics</h2>",
+        _metrics_table(summary),
+        "<p class='note'>Per-image scores as the ISIC challenge computes them, averaged over cases. "
+        "<em>original</em>: at the original mask size; <em>network</em>: at the network input size; "
+        "<em>slice</em>/<em>volume</em>: per 2-D slice / per 3-D volume.</p>",
+        "<h2>Training curves</h2>",
+        f"<img alt='training curves' src='{curves[0]}'><p class='note'>{html.escape(curves[1])}</p>"
+        if curves[0]
+        else f"<p class='note'>{html.escape(curves[1])}</p>",
+        "<h2>Best, median and worst cases</h2>",
+        f"<img alt='overlays' src='{overlays}'><p class='note'>Ground truth green, prediction red, at the network "
+        "input size; J = Jaccard at the primary level.</p>"
+        if overlays
+        else "<p class='note'>no cases</p>",
+        "<h2>Fig. 4: attention maps</h2>",
+        f"<p class='note'>{html.escape(fig4_note)}</p>",
+    ]
+    for case, uri in fig4:
+        score = f" (Jaccard {case.jaccard:.3f})" if case.jaccard is not None else ""
+        parts.append(f"<h3>{html.escape(case.label)}: {html.escape(case.id)}{score}</h3>")
+        parts.append(f"<img alt='attention maps of {html.escape(case.id)}' src='{uri}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    run: str | os.PathLike[str],
+    split: str = "test",
+    output: str | os.PathLike[str] | None = None,
+    cases: list[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the HTML report of a run.
+
+    Args:
+        run: run folder.
+        split: the evaluated split to show (evaluated now if ``RUN/evaluation/<split>`` is missing).
+        output: the HTML file; default ``RUN/report.html``.
+        cases: case ids for Fig. 4 (image ids; ``volume:slice`` for volumes); default best, median, worst.
+        overwrite: replace an existing report.
+
+    Returns:
+        The HTML file.
+
+    Raises:
+        FileNotFoundError: missing run or weights.
+        FileExistsError: the report exists and ``overwrite`` is false.
+        ValueError: an unknown case id.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+
+    from hlfnet.evaluation.compare import summary_path
+    from hlfnet.evaluation.evaluate import _pairs_for, evaluate_run
+    from hlfnet.evaluation.predictor import Predictor
+    from hlfnet.evaluation.run import load_run
+
+    loaded = load_run(run)
+    root = loaded.root or loaded.weights.parent
+    path = Path(output) if output is not None else root / "report.html"
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    summary_file = summary_path(root, split)
+    if not summary_file.is_file():
+        logger.info("%s missing: evaluating the %s split first", summary_file, split)
+        evaluate_run(root, split=split)
+    summary = json.loads(summary_file.read_text())
+    settings = summary.get("settings", {})
+    predictor = Predictor.from_run(
+        loaded, tta=False, largest_component=False, threshold=settings.get("threshold", 0.5)
+    )
+    cfg = predictor.cfg
+    if summary.get("data_root") and summary["data_root"] != cfg.root:
+        from dataclasses import replace
+
+        cfg = predictor.cfg = replace(cfg, root=summary["data_root"])
+    volume = cfg.is_volume
+    rows = _read_rows(summary_file.parent / ("per_slice.csv" if volume else "per_case.csv"))
+    key = "slice_jaccard" if volume else "original_jaccard"
+    ids = [r["volume"] for r in rows] if volume else [r["id"] for r in rows]
+    pairs = {p.id: p for p in _pairs_for(cfg, split, sorted(set(ids)))}
+    picked = _pick(rows, key) if rows else []
+    chosen = picked
+    if cases:
+        by_id = {r["id"]: r for r in rows}
+        unknown = [c for c in cases if c not in by_id]
+        if unknown:
+            raise ValueError(
+                f"{summary_file.parent}: unknown case id(s) {unknown} (ids are listed in its CSV files)"
+            )
+        chosen = [("chosen", by_id[c]) for c in cases]
+    shown = _load_cases(predictor, cfg, pairs, picked, volume)
+    chosen_cases = shown if not cases else _load_cases(predictor, cfg, pairs, chosen, volume)
+    overlays = _overlays(predictor, shown) if shown else None
+    model = loaded.model
+    has_maps = any(
+        isinstance(m, torch.nn.Module) and type(m).__name__ in ("LFE", "HFE") for m in model.modules()
+    )
+    if has_maps:
+        fig4 = [(case, _fig4(predictor, case)) for case in chosen_cases]
+        note = (
+            "Columns as in the paper's Fig. 4: image, ground truth, prediction, then LFE semantic-embedding maps "
+            "σ(s') from shallow to deep (resolution high → low), then HFE pixel-wise attention s̃ from deep to "
+            "shallow (resolution low → high). Each map is shown min–max scaled (jet: blue low, red high); its "
+            "true range is under its title."
+        )
+    else:
+        fig4 = []
+        note = f"{loaded.model_name} has no LFE or HFE modules, so there are no attention maps to show."
+    facts = {
+        "model": f"{loaded.model_name} ({summary.get('paper_name', '')}), {summary['parameters']:,} parameters",
+        "weights": str(loaded.weights),
+        "data": f"{cfg.format} at {cfg.root}, network input {cfg.image_size[0]}×{cfg.image_size[1]}",
+        "split": f"{split}: {summary['cases']} case(s)",
+        "inference": f"TTA {settings.get('tta')}, largest component {settings.get('largest_component')}, "
+        f"threshold {settings.get('threshold')}",
+    }
+    page = render_report(
+        f"hlfnet report: {loaded.name}", facts, summary, _curves_image(root), overlays, fig4, note
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1024)
+    return path
