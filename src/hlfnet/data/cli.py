@@ -98,8 +98,16 @@ def _download(args: argparse.Namespace) -> int:
         sys.stderr.write(f"\r{name}: {mib:.1f} MiB" + (f" / {total / 2**20:.1f} MiB" if total else ""))
         sys.stderr.flush()
 
-    path = download_dataset(args.name, args.root, args.base_url, args.keep_archives, progress)
-    sys.stderr.write("\n")
+    from hlfnet.cli import CLIError
+
+    try:
+        path = download_dataset(args.name, args.root, args.base_url, args.keep_archives, progress)
+    except (FileNotFoundError, ValueError):
+        raise
+    except OSError as error:  # network trouble: one line, the .part file stays for the next run
+        raise CLIError(str(error)) from error
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
     fmt = {"isic2017": "isic2017", "spleen": "msd"}[args.name]
     print(f"{args.name} ready at {path} (use format={fmt}, root={path})")
     return 0

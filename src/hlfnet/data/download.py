@@ -13,6 +13,7 @@ Downloads go to ``FILE.part`` and continue from its size with an HTTP ``Range`` 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tarfile
@@ -103,9 +104,9 @@ def download_file(
         ``dest``.
 
     Raises:
-        ValueError: checksum mismatch (the bad file is removed) or an incomplete transfer (kept to resume).
+        ValueError: checksum mismatch (the bad file is removed).
         FileNotFoundError: the server answers 404.
-        OSError: network errors (the ``.part`` file is kept; run again to resume).
+        OSError: network errors and interrupted transfers (the ``.part`` file is kept; run again to resume).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -143,13 +144,21 @@ def download_file(
             logger.info("downloading %s%s", url, f" (resuming at {offset} bytes)" if resumed else "")
             done = offset
             with open(part, "ab" if resumed else "wb") as handle:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    handle.write(block)
-                    done += len(block)
-                    if progress is not None:
-                        progress(done, total)
+                try:
+                    for block in iter(lambda: response.read(1 << 20), b""):
+                        handle.write(block)
+                        done += len(block)
+                        if progress is not None:
+                            progress(done, total)
+                except (http.client.HTTPException, OSError) as error:
+                    raise OSError(
+                        f"{url}: transfer interrupted after {done} bytes ({type(error).__name__}); "
+                        f"partial data kept in {part}, run again to resume"
+                    ) from error
             if total is not None and done < total:
-                raise ValueError(f"{url}: transfer ended at {done} of {total} bytes; run again to resume")
+                raise OSError(
+                    f"{url}: transfer ended at {done} of {total} bytes; partial data kept in {part}, run again to resume"
+                )
     mismatch = _verify(part, md5, sha256)
     if mismatch is not None:
         part.unlink()
