@@ -52,7 +52,7 @@ def test_prepare_builds_every_split(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "split: train 7, val 1, test 2" in out and "(4, 16, 16) uint8" in out
     config = tmp_path / "cfg.yaml"
-    config.write_text("data:\n  format: folder\n  root: %s\n  bogus: 1\n" % root)
+    config.write_text(f"data:\n  format: folder\n  root: {root}\n  bogus: 1\n")
     assert main(["data", "prepare", "--config", str(config)]) == 2
     assert "bogus" in capsys.readouterr().err
 
