@@ -116,3 +116,18 @@ def test_stacking_back_gives_the_source_geometry(tmp_path):
     assert sub[..., [0, 1, 4, 5]].sum() == 0 and sub.sum() > 0
     with pytest.raises(ValueError, match="6 axial slices"):
         slices_to_volume(pred[:3].numpy(), image, tmp_path / "x.nii.gz")
+
+
+def test_in_channels_without_a_source_reads_the_first_file(tmp_path):
+    from hlfnet.data import resolve_in_channels
+
+    colour = write_folder(tmp_path / "c", n=1)
+    grey = write_folder(tmp_path / "g", n=1, grey=True)
+    assert resolve_in_channels(DataConfig(format="folder", root=str(colour))) == 4
+    assert resolve_in_channels(DataConfig(format="folder", root=str(grey))) == 1
+    assert resolve_in_channels(DataConfig(format="folder", root=str(grey), in_channels=3)) == 3
+    assert resolve_in_channels(DataConfig()) == 4
+    four_d = np.zeros((4, 4, 2, 3), np.float32)
+    write_nifti(tmp_path / "v" / "images" / "a.nii.gz", four_d, ras_affine())
+    write_nifti(tmp_path / "v" / "labels" / "a.nii.gz", np.zeros((4, 4, 2), np.uint8), ras_affine())
+    assert resolve_in_channels(DataConfig(format="nifti", root=str(tmp_path / "v"))) == 3

@@ -51,17 +51,32 @@ def resolve_in_channels(cfg: DataConfig, native_channels: int | None = None) -> 
     Args:
         cfg: Data config.
         native_channels: Channels of the source image/volume (1 grey, 3 colour, C for arrays), used for
-            ``folder`` (grey → 1, colour → 4 = RGB + grey, other → as is) and multi-channel volumes.
+            ``folder`` (grey → 1, colour → 4 = RGB + grey, other → as is) and multi-channel volumes;
+            ``None`` reads the header of the first source file under ``cfg.root`` (what the datasets do).
     """
     if cfg.in_channels is not None:
         return cfg.in_channels
     if cfg.format in ("isic2017", "synthetic"):
         return 4
     if native_channels is None:
+        native_channels = _first_source_channels(cfg)
+    if native_channels is None:
         return _DEFAULT_CHANNELS.get(cfg.format, 1)
     if cfg.format in ("msd", "nifti"):
         return native_channels
     return {1: 1, 3: 4}.get(native_channels, native_channels)
+
+
+def _first_source_channels(cfg: DataConfig) -> int | None:
+    from hlfnet.data.cache import native_channels
+    from hlfnet.data.layouts import discover
+
+    try:
+        pairs = discover(cfg).all_pairs()
+        return native_channels(cfg, pairs[0]) if pairs else None
+    except (FileNotFoundError, ValueError) as error:
+        logger.warning("cannot read the channel count from the data (%s); assuming the %s default", error, cfg.format)
+        return None
 
 
 def resize_image(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
