@@ -93,8 +93,11 @@ class SegmentationDataset(Dataset):
         if not 0 <= index < len(self.rows):
             raise IndexError(f"index {index} out of range for {len(self.rows)} items")
         row = self.rows[index]
-        image = torch.from_numpy(np.array(self.store.images[row]))
-        image = image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
+        # NumPy rather than torch ops here: no intra-op threads to contend for inside the loader.
+        stored = self.store.images[row]
+        image = torch.from_numpy(
+            np.divide(stored, np.float32(255.0), dtype=np.float32) if stored.dtype == np.uint8 else np.array(stored, np.float32)
+        )
         mask = torch.from_numpy(np.array(self.store.masks[row], dtype=np.int64))[None]
         if self.augment:
             image, mask = augment_pair(image, mask, self._rng(index), self.params)

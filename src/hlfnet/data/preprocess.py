@@ -193,10 +193,9 @@ def preprocess_image(image: str | Path | np.ndarray, cfg: DataConfig) -> tuple[t
 
 
 def _to_float_tensor(chw: np.ndarray) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(chw))
-    if tensor.dtype == torch.uint8:
-        return tensor.float().div_(255.0)
-    return tensor.float()
+    if chw.dtype == np.uint8:
+        return torch.from_numpy(np.divide(chw, np.float32(255.0), dtype=np.float32))
+    return torch.from_numpy(np.array(chw, np.float32))
 
 
 def _slice_ornt(affine: np.ndarray) -> np.ndarray:
