@@ -72,7 +72,13 @@ def train_tiny_isic(
     from hlfnet.data import DataConfig, preprocess_image, read_mask
     from hlfnet.data.preprocess import resize_mask
 
-    data = {"format": "isic2017", "root": str(isic_root), "image_size": list(image_size), "in_channels": 4}
+    data = {
+        "format": "isic2017",
+        "root": str(isic_root),
+        "image_size": list(image_size),
+        "in_channels": 4,
+        "cache_dir": str(root.parent / "cache"),
+    }
     cfg = DataConfig.from_dict(data)
     images, masks = [], []
     for case_id in ISIC_TRAIN:

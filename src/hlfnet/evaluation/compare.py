@@ -153,7 +153,8 @@ def table_markdown(rows: list[TableRow], paper: str | None = None) -> str:
 
 def table_csv(rows: list[TableRow]) -> str:
     """CSV, one row per run: run, model, paper_name, level, cases, parameters and every metric."""
-    metrics = sorted({m for r in rows for m in r.metrics}, key=lambda m: (m not in TABLE_METRICS, m))
+    present = {m for r in rows for m in r.metrics}
+    metrics = [m for m in TABLE_METRICS if m in present] + sorted(present - set(TABLE_METRICS))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run", "model", "paper_name", "level", "cases", "parameters", *metrics])
