@@ -147,3 +147,14 @@ def test_truncated_nifti_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ValueError, match="t.nii.gz"):
         load_volume(path)
+
+
+def test_multiclass_label_volume_and_stray_labels(tmp_path):
+    image = write_nifti(tmp_path / "i.nii.gz", np.zeros((4, 4, 2), np.int16), ras_affine())
+    labels = np.zeros((4, 4, 2), np.uint8)
+    labels[0, 0, 0], labels[1, 1, 1] = 1, 2
+    path = write_nifti(tmp_path / "l.nii.gz", labels, ras_affine())
+    data, meta = load_volume(image)
+    np.testing.assert_array_equal(load_label_volume(path, meta, data.shape, 3), labels)
+    with pytest.raises(ValueError, match=r"l\.nii\.gz: mask values \[2\]"):
+        load_label_volume(path, meta, data.shape, 2)
