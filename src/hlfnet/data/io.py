@@ -199,7 +199,7 @@ def labels_to_classes(
         return (array > mask_threshold).astype(np.uint8)
     values = np.unique(array)
     if num_classes == 2:
-        allowed = {0, 255} if values.size and values.max() > 1 else {0, 1}
+        allowed = {0, 255} if 255 in values else {0, 1}
         stray = [v for v in values.tolist() if v not in allowed]
         if stray:
             raise ValueError(
