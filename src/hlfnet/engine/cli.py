@@ -122,6 +122,10 @@ def run_train(args: argparse.Namespace) -> int:
 
         config = load_config(args.config, overrides)
         result = train(config, args.run_dir, overwrite=args.overwrite)
+    from hlfnet.engine.callbacks import global_rank_from_env
+
+    if global_rank_from_env() != 0:
+        return 0  # DDP children re-run this command; rank 0 reports
     summary = describe_run(result)
     print(f"run folder: {summary['run_dir']}")
     if result.best_epoch is not None:

@@ -215,7 +215,7 @@ def _check_keys(raw: dict[str, Any], valid: list[str], prefix: str) -> None:
     for key in raw:
         if key not in valid:
             raise ValueError(
-                f"unknown config key {prefix}{key!r}{_did_you_mean(str(key), valid)}; "
+                f"unknown config key {prefix + str(key)!r}{_did_you_mean(str(key), valid)}; "
                 f"valid keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(valid)}"
             )
 

@@ -1,0 +1,93 @@
+"""``hlfnet train`` and ``hlfnet demo`` through the command line (in process), and DDP in real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hlfnet.cli import main
+from hlfnet.engine.callbacks import read_metrics_csv
+from hlfnet.engine.config import list_configs
+from hlfnet.engine.demo import evaluate_split
+from hlfnet.engine.train import load_run_config
+from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+def test_list_configs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--list-configs"]) == 0
+    assert capsys.readouterr().out.split() == list_configs()
+
+
+def test_bad_key_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config", "synthetic", "--set", "train.max_epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert "hlfnet train: error:" in err and "did you mean 'max_epochs'?" in err
+    assert main(["train"]) == 2
+    assert "--config is required" in capsys.readouterr().err
+
+
+def test_train_then_resume_on_the_command_line(
+    tmp_path: Path, engine_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "cli"
+    args = ["train", "--config", "synthetic", "--run-dir", str(run), *_sets(tiny_overrides(engine_cache))]
+    assert main([*args, "--set", "train.max_epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert f"run folder: {run}" in out and str(run / "model.safetensors") in out
+
+    assert main([*args, "--set", "train.max_epochs=1"]) == 2
+    assert "--resume" in capsys.readouterr().err  # the refusal says how to continue
+
+    assert main(["train", "--resume", str(run), "--set", "train.lr=1"]) == 2
+    assert "cannot change 'train.lr' when resuming" in capsys.readouterr().err
+
+    assert main(["train", "--resume", str(run), "--set", "train.max_epochs=2"]) == 0
+    assert [r["epoch"] for r in read_metrics_csv(run / "metrics.csv")] == [0, 1]
+
+
+def test_demo_command_writes_a_run_and_prints_where(
+    tmp_path: Path, engine_cache: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    overrides = _sets(tiny_overrides(engine_cache, train__max_epochs=2))
+    assert main(["demo", *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "run folder: runs/demo" in out and "test split (best weights): dice" in out
+    assert (tmp_path / "runs" / "demo" / "model.safetensors").is_file()
+    assert main(["demo", *overrides]) == 0  # a second demo goes next to the first, never over it
+    assert "run folder: runs/demo-1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_writes_one_run_folder(tmp_path: Path, engine_cache: Path) -> None:
+    runs = tmp_path / "runs"
+    run = runs / "ddp"
+    command = [sys.executable, "-m", "hlfnet", "train", "--config", "synthetic", "--run-dir", str(run)]
+    command += ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
+    command += _sets(tiny_overrides(engine_cache, train__max_epochs=2, data__synthetic_val=7))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=SUBPROCESS_ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in runs.iterdir()] == ["ddp"]
+    for name in (
+        "config.yaml",
+        "split.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "model.safetensors",
+    ):
+        assert (run / name).is_file(), name
+    rows = read_metrics_csv(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert done.stdout.count("run folder:") == 1  # only rank 0 reports
+    # Validation sharded over two processes (4 + 3 images, no padding) still scores every image once.
+    best = max(rows, key=lambda r: r["val_dice"])
+    scores, count = evaluate_split(run, load_run_config(run), "val")
+    assert count == 7
+    assert scores["dice"] == pytest.approx(best["val_dice"], abs=1e-6)

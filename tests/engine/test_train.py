@@ -1,0 +1,176 @@
+"""Training end to end on tiny synthetic runs: run folder, loss, determinism, exact resume, refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hlfnet.engine.callbacks import read_metrics_csv
+from hlfnet.engine.config import load_config
+from hlfnet.engine.demo import evaluate_split
+from hlfnet.engine.module import EPOCH_COLUMNS
+from hlfnet.engine.train import RunResult, load_run_config, train
+from hlfnet.models import load_model
+from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
+
+RUN_FILES = (
+    "config.yaml",
+    "split.json",
+    "checkpoints/best.ckpt",
+    "checkpoints/last.ckpt",
+    "model.safetensors",
+    "model.json",
+    "metrics.csv",
+    "curves.png",
+)
+
+
+@pytest.fixture(scope="module")
+def four_epochs(tmp_path_factory: pytest.TempPathFactory, engine_cache: Path) -> RunResult:
+    """An uninterrupted 4-epoch run (shared by the loss, folder, determinism and resume tests)."""
+    config = load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=4))
+    return train(config, tmp_path_factory.mktemp("runs") / "full")
+
+
+def test_loss_falls_and_the_run_folder_is_complete(four_epochs: RunResult) -> None:
+    run = four_epochs.run_dir
+    for name in RUN_FILES:
+        assert (run / name).is_file(), f"{name} missing from the run folder"
+    assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert list((run / "logs" / "csv").glob("version_0/metrics.csv"))
+    assert list((run / "logs" / "tensorboard").glob("version_0/events.out.tfevents.*"))
+
+    rows = read_metrics_csv(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    assert list(rows[0]) == list(EPOCH_COLUMNS)
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] - 0.02
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("val_dice", "val_jaccard", "val_accuracy"))
+    # StepLR: x0.1 every 2 epochs, lr recorded as used during the epoch.
+    assert [r["lr"] for r in rows] == pytest.approx([0.01, 0.01, 0.001, 0.001])
+
+    # The resolved config rebuilds the experiment; the split is the data's.
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["model"]["name"] == "hlfnet" and resolved["model"]["in_channels"] == 4
+    assert load_run_config(run).train.max_epochs == 4
+    split = json.loads((run / "split.json").read_text())
+    assert (len(split["train"]), len(split["val"])) == (12, 6)
+
+    # The best weights: the network rebuilds from the run folder alone and scores what the log says.
+    best = max(rows, key=lambda r: r["val_dice"])
+    model, info = load_model(run / "model.safetensors")
+    assert info["best_epoch"] == best["epoch"] == four_epochs.best_epoch
+    assert info["best_val_dice"] == pytest.approx(best["val_dice"])
+    assert info["data"]["image_size"] == [32, 32]
+    scores, count = evaluate_split(run, load_run_config(run), "val")
+    assert count == 6
+    assert scores["dice"] == pytest.approx(best["val_dice"], abs=1e-6)
+    assert scores["jaccard"] == pytest.approx(best["val_jaccard"], abs=1e-6)
+
+    # Checkpoints load without unpickling arbitrary objects and hold the best / last epochs.
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert last["epoch"] == 3
+    best_ckpt = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    assert best_ckpt["epoch"] == best["epoch"]
+    assert torch.equal(best_ckpt["state_dict"]["model.head.weight"], model.state_dict()["head.weight"])
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(
+    four_epochs: RunResult, tmp_path: Path, engine_cache: Path
+) -> None:
+    again = train(
+        load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=4)), tmp_path / "again"
+    )
+    assert again.metrics == four_epochs.metrics
+    other = train(
+        load_config("synthetic", tiny_overrides(engine_cache, seed=1, train__max_epochs=1)), tmp_path / "s1"
+    )
+    assert other.metrics[0] != four_epochs.metrics[0]
+
+
+def test_stop_then_resume_equals_the_uninterrupted_run(
+    four_epochs: RunResult, tmp_path: Path, engine_cache: Path
+) -> None:
+    run = tmp_path / "stopped"
+    first = train(load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=2)), run)
+    assert len(first.metrics) == 2
+    resumed = train(load_run_config(run, ["train.max_epochs=4"]), run, resume=True)
+    assert resumed.metrics == four_epochs.metrics  # lr, losses and scores, to the last bit
+    assert resumed.best_epoch == four_epochs.best_epoch
+    assert sorted(p.name for p in (run / "logs" / "csv").iterdir()) == ["version_0", "version_1"]
+
+
+def test_existing_run_folder_is_refused_unless_overwrite(tmp_path: Path, engine_cache: Path) -> None:
+    config = load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=1))
+    run = tmp_path / "run"
+    train(config, run)
+    with pytest.raises(FileExistsError, match=str(run)):
+        train(config, run)
+    (run / "stale.txt").write_text("from the old run")
+    result = train(config, run, overwrite=True)
+    assert not (run / "stale.txt").exists() and len(result.metrics) == 1
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    with pytest.raises(FileExistsError, match="not a run folder"):
+        train(config, precious, overwrite=True)
+    assert (precious / "thesis.tex").exists()
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        train(config, tmp_path / "nothing", resume=True)
+    with pytest.raises(ValueError, match="not both"):
+        train(config, run, resume=True, overwrite=True)
+
+
+def test_default_run_folder_is_runs_dir_slash_name(tmp_path: Path, engine_cache: Path) -> None:
+    config = load_config(
+        "synthetic",
+        tiny_overrides(engine_cache, train__max_epochs=1, train__runs_dir=str(tmp_path / "r"), name="tiny"),
+    )
+    assert train(config).run_dir == tmp_path / "r" / "tiny"
+
+
+def test_multiclass_training_uses_softmax_dice(tmp_path: Path, engine_cache: Path) -> None:
+    config = load_config("synthetic", tiny_overrides(engine_cache, data__num_classes=3, train__max_epochs=1))
+    result = train(config, tmp_path / "k3")
+    _, info = load_model(result.run_dir / "model.safetensors")
+    assert info["kwargs"]["out_channels"] == 3
+    row = result.metrics[0]
+    assert all(math.isfinite(row[k]) for k in EPOCH_COLUMNS)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path, engine_cache: Path) -> None:
+    """SIGKILL a real ``hlfnet train`` process once it has a checkpoint, then ``--resume`` it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = tiny_overrides(engine_cache, train__max_epochs=5, data__synthetic_train=24)
+    reference = train(load_config("synthetic", overrides), tmp_path / "reference")
+
+    run = tmp_path / "killed"
+    command = [sys.executable, "-m", "hlfnet", "train", "--config", "synthetic", "--run-dir", str(run)]
+    for item in overrides:
+        command += ["--set", item]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=SUBPROCESS_ENV)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.ckpt").exists():
+        assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    assert killed_at < 4, "the run finished before it could be killed"
+
+    resumed = train(load_run_config(run), run, resume=True)
+    assert resumed.metrics == reference.metrics
+    assert read_metrics_csv(run / "metrics.csv") == reference.metrics
