@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,6 @@ def tiny_run(tmp_path: Path) -> Path:
     )
 
 
-ISIC_TRAIN = [f"ISIC_{i:07d}" for i in (0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12)]
-
-
 def isic_files(isic_root: Path, case_id: str) -> tuple[Path, Path]:
     """Image and mask file of an ISIC 2017 training case."""
     return (
@@ -59,65 +57,65 @@ def isic_files(isic_root: Path, case_id: str) -> tuple[Path, Path]:
     )
 
 
-def train_tiny_isic(
-    root: Path, isic_root: Path, steps: int = 20, image_size: tuple[int, int] = (48, 64)
-) -> Path:
-    """Train a tiny HLF-Net for a few steps on real ISIC images (plain torch loop, Dice loss) into a run folder.
+def train_with_engine(root: Path, isic_root: Path, test_cases: int = 6) -> Path:
+    """``hlfnet.engine.train`` for a few seconds on the real ISIC images: a tiny HLF-Net at 48×64.
 
-    The preprocessing is the data package's own (``preprocess_image``, nearest-resized masks), so the run
-    records exactly what ``hlfnet predict`` must rebuild.
+    The run folder is what ``hlfnet train`` writes (config.yaml, split.json, checkpoints, model.safetensors,
+    metrics.csv, curves.png). Its test split is then narrowed to its first ``test_cases`` images so that evaluating it stays quick.
     """
-    import numpy as np
+    import json
 
-    from hlfnet.data import DataConfig, preprocess_image, read_mask
-    from hlfnet.data.preprocess import resize_mask
+    from hlfnet.engine.config import ExperimentConfig
+    from hlfnet.engine.train import train
 
-    data = {
-        "format": "isic2017",
-        "root": str(isic_root),
-        "image_size": list(image_size),
-        "in_channels": 4,
-        "cache_dir": str(root.parent / "cache"),
-    }
-    cfg = DataConfig.from_dict(data)
-    images, masks = [], []
-    for case_id in ISIC_TRAIN:
-        image, mask = isic_files(isic_root, case_id)
-        images.append(preprocess_image(image, cfg)[0])
-        masks.append(torch.from_numpy(resize_mask(read_mask(mask), cfg.image_size).astype(np.float32)))
-    x, y = torch.stack(images), torch.stack(masks)[:, None]
-    torch.manual_seed(0)
-    model = create_model("hlfnet", in_channels=4, out_channels=1, **TINY)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(steps):
-        batch = torch.arange(len(x)).roll(-4 * step)[:6]
-        p = torch.sigmoid(model(x[batch]))
-        loss = 1 - (2 * (p * y[batch]).sum() + 1) / (p.sum() + y[batch].sum() + 1)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    model.eval()
-    split = {
-        "train": ISIC_TRAIN,
-        "val": ["ISIC_0000013", "ISIC_0000014", "ISIC_0000015"],
-        "test": [
-            "ISIC_0000016",
-            "ISIC_0000017",
-            "ISIC_0000018",
-            "ISIC_0000019",
-            "ISIC_0000020",
-            "ISIC_0000021",
-        ],
-    }
-    return make_run(root, data, split=split, model=model)
+    config = ExperimentConfig.from_dict(
+        {
+            "name": "isic_tiny",
+            "model": {"name": "hlfnet", **TINY},
+            "data": {
+                "format": "isic2017",
+                "root": str(isic_root),
+                "image_size": [48, 64],
+                "in_channels": 4,
+                "cache_dir": str(root.parent / "cache"),
+            },
+            "train": {
+                "max_epochs": 2,
+                "batch_size": 6,
+                "lr": 0.01,
+                "limit_train_batches": 10,
+                "limit_val_batches": 2,
+                "progress_bar": False,
+            },
+        }
+    )
+    result = train(config, root)
+    split = json.loads((result.run_dir / "split.json").read_text())
+    split["test"] = split["test"][:test_cases]
+    (result.run_dir / "split.json").write_text(json.dumps(split))
+    return result.run_dir
 
 
 @pytest.fixture(scope="session")
 def trained_isic_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny HLF-Net trained for a few seconds on 12 real ISIC images; skips without the shared data."""
+    """A tiny HLF-Net trained by ``hlfnet.engine`` for a few seconds on real ISIC images; skips without them."""
     from tests.conftest import shared_data_root
 
     isic_root = shared_data_root() / "isic2017"
     if not isic_root.exists():
         pytest.skip(f"real data not found at {isic_root} (set HLFNET_SHARED_DATA to the shared/data folder)")
-    return train_tiny_isic(tmp_path_factory.mktemp("runs") / "isic_tiny", isic_root)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_with_engine(tmp_path_factory.mktemp("runs") / "isic_tiny", isic_root)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: tiny tensors gain nothing from two, and a shared machine punishes spinning threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

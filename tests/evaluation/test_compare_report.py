@@ -72,9 +72,6 @@ def test_compare_errors(tmp_path: Path) -> None:
 def test_report_is_self_contained_and_renders(trained_isic_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_isic_run, run, ignore=shutil.ignore_patterns("evaluation", "report.html"))
-    (run / "metrics.csv").write_text(
-        "epoch,train_loss,val_loss,val_dice,val_jaccard,lr\n0,0.6,0.5,0.6,0.45,0.01\n1,0.4,0.35,0.8,0.66,0.01\n"
-    )
     path = write_report(run, split="test")
     page = path.read_text()
     assert (run / "evaluation" / "test" / "summary.json").is_file(), "the report evaluates a run first"
@@ -87,8 +84,9 @@ def test_report_is_self_contained_and_renders(trained_isic_run: Path, tmp_path: 
     assert "LFE semantic-embedding maps" in page and "original (primary)" in page
     with pytest.raises(FileExistsError, match="already exists"):
         write_report(run, split="test")
-    chosen = write_report(run, split="test", cases=["ISIC_0000017"], output=tmp_path / "chosen.html")
-    assert "chosen: ISIC_0000017" in chosen.read_text()
+    case = json.loads((run / "split.json").read_text())["test"][1]
+    chosen = write_report(run, split="test", cases=[case], output=tmp_path / "chosen.html")
+    assert f"chosen: {case}" in chosen.read_text()
     with pytest.raises(ValueError, match="unknown case id"):
         write_report(run, split="test", cases=["ISIC_1234567"], output=tmp_path / "x.html")
 
@@ -125,3 +123,8 @@ def test_report_of_a_network_without_attention_maps(tmp_path: Path, isic_root: P
     page = write_report(run, split="test").read_text()
     assert "unet has no LFE or HFE modules" in page
     assert "no curves.png or metrics.csv" in page
+    (run / "metrics.csv").write_text(
+        "epoch,train_loss,val_loss,val_dice,lr\n0,0.6,0.5,0.6,0.01\n1,0.4,0.35,0.8,0.01\n"
+    )
+    page = write_report(run, split="test", overwrite=True).read_text()
+    assert "drawn from metrics.csv" in page and page.count("data:image/png;base64,") == 2
