@@ -60,6 +60,7 @@ def test_demo_command_writes_a_run_and_prints_where(
     assert main(["demo", *overrides]) == 0
     out = capsys.readouterr().out
     assert "run folder: runs/demo" in out and "test split (best weights): dice" in out
+    assert "untrained ->" in out
     assert (tmp_path / "runs" / "demo" / "model.safetensors").is_file()
     assert main(["demo", *overrides]) == 0  # a second demo goes next to the first, never over it
     assert "run folder: runs/demo-1" in capsys.readouterr().out
@@ -91,3 +92,21 @@ def test_ddp_with_two_cpu_processes_writes_one_run_folder(tmp_path: Path, engine
     scores, count = evaluate_split(run, load_run_config(run), "val")
     assert count == 7
     assert scores["dice"] == pytest.approx(best["val_dice"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_shipped_demo_runs_in_budget_and_dice_clearly_rises(
+    tmp_path: Path, engine_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main job as shipped (one thread here: the tests' setting, the slow side of two cores)."""
+    import time
+
+    from hlfnet.engine.demo import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
+    report = run_demo(overrides=[f"data.cache_dir={engine_cache}", "train.progress_bar=false"])
+    assert time.perf_counter() - start < 300
+    assert report.untrained_val_dice < 0.7
+    assert report.result.best_val_dice > 0.9 and report.test_scores["dice"] > 0.9
+    assert report.result.best_val_dice > report.first_val_dice + 0.05

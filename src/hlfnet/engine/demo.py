@@ -12,15 +12,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightning as L
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from hlfnet.data import build_dataset
 from hlfnet.engine.config import ExperimentConfig, load_config
 from hlfnet.engine.train import RunResult, train
 from hlfnet.evaluation.metrics import mean_scores, scores_from_logits
+from hlfnet.models import create_model
 
-__all__ = ["DemoReport", "run_demo", "format_demo_report", "DEMO_CONFIG", "evaluate_split"]
+__all__ = ["DEMO_CONFIG", "DemoReport", "evaluate_model", "evaluate_split", "format_demo_report", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class DemoReport:
     Attributes:
         result: the training run.
         config: the config it ran.
+        untrained_val_dice: validation Dice of the network before training (same seed, same initial weights).
         first_val_dice: validation Dice after the first epoch.
         test_scores: mean per-image scores of the best weights on the test split.
         test_images: number of test images.
@@ -44,6 +48,7 @@ class DemoReport:
 
     result: RunResult
     config: ExperimentConfig
+    untrained_val_dice: float
     first_val_dice: float
     test_scores: dict[str, float]
     test_images: int
@@ -60,7 +65,6 @@ def _free_run_dir(parent: Path, name: str) -> Path:
     return candidate
 
 
-@torch.no_grad()
 def evaluate_split(
     run_dir: Path, config: ExperimentConfig, split: str = "test"
 ) -> tuple[dict[str, float], int]:
@@ -74,6 +78,20 @@ def evaluate_split(
     from hlfnet.models import load_model
 
     model, _ = load_model(run_dir / "model.safetensors")
+    return evaluate_model(model, config, split)
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, config: ExperimentConfig, split: str) -> tuple[dict[str, float], int]:
+    """Mean per-image scores of ``model`` on one split of ``config.data`` (no augmentation).
+
+    Returns:
+        ``(scores, number of images)``.
+
+    Raises:
+        ValueError: the split is empty.
+    """
+    model.eval()
     dataset = build_dataset(config.data, split, augment=False)
     if len(dataset) == 0:
         raise ValueError(f"split {split!r} of {config.data.format} data is empty: nothing to evaluate")
@@ -103,9 +121,13 @@ def run_demo(
         run_dir = _free_run_dir(Path(config.train.runs_dir), "demo")
     result = train(config, run_dir, overwrite=overwrite)
     scores, count = evaluate_split(result.run_dir, config, "test")
+    # The starting point, for contrast: train() seeded the same way before it built the network.
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    untrained, _ = evaluate_model(create_model(config.model.name, **config.model_kwargs()), config, "val")
     return DemoReport(
         result=result,
         config=config,
+        untrained_val_dice=untrained["dice"],
         first_val_dice=result.metrics[0]["val_dice"] if result.metrics else float("nan"),
         test_scores=scores,
         test_images=count,
@@ -122,8 +144,8 @@ def format_demo_report(report: DemoReport) -> str:
         f"hlfnet demo: trained {c.model.name} on synthetic data ({c.data.synthetic_train} train / "
         f"{c.data.synthetic_val} val / {report.test_images} test images, {c.data.image_size[0]}x"
         f"{c.data.image_size[1]}) for {len(r.metrics)} epochs in {report.seconds:.0f} s",
-        f"  validation Dice: {report.first_val_dice:.3f} after epoch 0 -> {r.best_val_dice:.3f} at best epoch "
-        f"{r.best_epoch}",
+        f"  validation Dice: {report.untrained_val_dice:.3f} untrained -> {report.first_val_dice:.3f} after epoch 0 "
+        f"-> {r.best_val_dice:.3f} at best epoch {r.best_epoch}",
         "  test split (best weights): "
         + ", ".join(f"{k} {report.test_scores[k]:.3f}" for k in ("dice", "jaccard", "accuracy")),
         "",
