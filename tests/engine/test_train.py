@@ -174,3 +174,10 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path, engine_
     resumed = train(load_run_config(run), run, resume=True)
     assert resumed.metrics == reference.metrics
     assert read_metrics_csv(run / "metrics.csv") == reference.metrics
+
+
+def test_resume_refuses_a_changed_split(tmp_path: Path, engine_cache: Path) -> None:
+    run = tmp_path / "run"
+    train(load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=1)), run)
+    with pytest.raises(ValueError, match="split differs"):
+        train(load_run_config(run, ["data.synthetic_train=11", "train.max_epochs=2"]), run, resume=True)

@@ -143,6 +143,22 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = Fa
     run_dir.mkdir(parents=True)
 
 
+def _check_split_unchanged(config: ExperimentConfig, saved: Path) -> None:
+    """A resumed run must see the images it started with (the split file may live outside the run folder)."""
+    if not saved.is_file():
+        raise FileNotFoundError(
+            f"{saved}: the run's split is missing; cannot check that a resume sees the same data"
+        )
+    before = json.loads(saved.read_text())
+    now = resolve_split(config.data)
+    changed = [s for s in ("train", "val") if sorted(before.get(s, [])) != sorted(now.get(s, []))]
+    if changed:
+        raise ValueError(
+            f"{saved}: the data's {' and '.join(changed)} split differs from the one this run started with "
+            f"(data.split_file or the data folder changed); resuming would train on other images"
+        )
+
+
 def _loggers(run_dir: Path, name: str) -> list[Logger]:
     loggers: list[Logger] = [CSVLogger(save_dir=run_dir / "logs", name="csv")]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
@@ -269,6 +285,8 @@ def train(
         seed=config.seed,
         pin_memory=config.train.accelerator in ("gpu", "cuda"),
     )
+    if is_launcher and resume:
+        _check_split_unchanged(config, run_dir / SPLIT_FILE)
     if is_launcher and not resume:
         save_config(config, run_dir / CONFIG_FILE)
         split = resolve_split(config.data)
