@@ -7,6 +7,7 @@ Thin: parse, then call :func:`hlfnet.engine.train.train` / :func:`hlfnet.engine.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 #: Keys that may change when a run is resumed (more epochs, other hardware); anything else would make the
@@ -79,6 +80,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=run_demo_command)
 
 
+def _one_log_stream() -> None:
+    """``import lightning`` adds its own console handler and still propagates to the root logger, which
+    ``hlfnet`` has configured: every Lightning line would print twice. Keep the root's."""
+    import lightning  # noqa: F401
+
+    if logging.getLogger().handlers:
+        lightning_logger = logging.getLogger("lightning")
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+
+
 def _hardware_overrides(args: argparse.Namespace) -> list[str]:
     pairs = {
         "train.accelerator": args.accelerator,
@@ -99,6 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
         print("\n".join(list_configs()))
         return 0
     overrides = [*args.overrides, *_hardware_overrides(args)]
+    _one_log_stream()
     from hlfnet.engine.train import describe_run, load_run_config, train
 
     if args.resume is not None:
@@ -138,6 +151,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_demo_command(args: argparse.Namespace) -> int:
     """Handler of ``hlfnet demo``."""
     from hlfnet.engine.demo import format_demo_report, run_demo
+
+    _one_log_stream()
 
     report = run_demo(run_dir=args.run_dir, overwrite=args.overwrite, overrides=args.overrides)
     print(format_demo_report(report))

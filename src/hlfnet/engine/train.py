@@ -170,6 +170,16 @@ def _loggers(run_dir: Path, name: str) -> list[Logger]:
     return loggers
 
 
+class _NoAdvertising(logging.Filter):
+    """Drop Lightning's "💡 Tip: try installing <cloud product>" lines; keep everything else it says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+_NO_ADVERTISING = _NoAdvertising()
+
+
 def _quiet_lightning() -> None:
     # Advice that does not apply to us: single-process CPU loaders are a choice (train.num_workers), and the
     # checkpoint folder of a resumed run is meant to hold the previous checkpoints.
@@ -180,6 +190,7 @@ def _quiet_lightning() -> None:
         r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     ):
         warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NO_ADVERTISING)
 
 
 def build_trainer(
