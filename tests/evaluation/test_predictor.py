@@ -202,3 +202,22 @@ def test_nifti_round_trip_on_real_ct(spleen_root: Path, tmp_path: Path) -> None:
     assert set(np.unique(np.asarray(prediction.dataobj)).tolist()) <= {0, 1}
     probability = nib.load(tmp_path / "out" / "probabilities" / "spleen_1.nii.gz")
     assert probability.shape == reference.shape and np.allclose(probability.affine, reference.affine)
+
+
+def test_folder_of_volumes_keeps_each_geometry(tmp_path: Path) -> None:
+    data = {"format": "nifti", "root": str(tmp_path), "image_size": [16, 16], "in_channels": 1}
+    run = make_run(tmp_path / "ct", data, in_channels=1)
+    (tmp_path / "vols").mkdir()
+    rng = np.random.default_rng(0)
+    affines = [
+        np.diag([0.8, 0.8, 3.0, 1.0]),
+        np.array([[0, -1.5, 0, 10], [1.5, 0, 0, -4], [0, 0, 2, 7], [0, 0, 0, 1]]),
+    ]
+    for i, affine in enumerate(affines):
+        volume = rng.normal(0, 100, (20 + i, 18, 4 + i)).astype(np.int16)
+        nib.save(nib.Nifti1Image(volume, affine), tmp_path / "vols" / f"case{i}.nii.gz")
+    written = Predictor.from_path(run, largest_component=True).predict(tmp_path / "vols", tmp_path / "out")
+    assert [p.name for p in written] == ["case0.nii.gz", "case1.nii.gz"]
+    for i, path in enumerate(written):
+        out = nib.load(path)
+        assert out.shape == (20 + i, 18, 4 + i) and np.allclose(out.affine, affines[i])
