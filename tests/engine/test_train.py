@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,10 @@ def test_loss_falls_and_the_run_folder_is_complete(four_epochs: RunResult) -> No
     for name in RUN_FILES:
         assert (run / name).is_file(), f"{name} missing from the run folder"
     assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in RUN_FILES:  # readable like any file the user writes, not mkstemp's owner-only 0600
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert list((run / "logs" / "csv").glob("version_0/metrics.csv"))
     assert list((run / "logs" / "tensorboard").glob("version_0/events.out.tfevents.*"))
 

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,11 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from hlfnet.data import DataConfig
 from hlfnet.engine.module import EPOCH_COLUMNS, SegmentationModule
-from hlfnet.models.io import atomic_write_bytes, save_model
+from hlfnet.models.io import save_model
 
 __all__ = [
     "AtomicCheckpointIO",
+    "write_atomic",
     "RandomStateCallback",
     "RunRecorder",
     "plot_curves",
@@ -44,8 +46,40 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def readable_by_group(path: str | Path) -> None:
+    """Give a file the permissions a plain ``open()`` would have (``mkstemp`` makes them owner-only)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` so that a reader (or a resume after a crash) never sees a partial file.
+
+    Temporary file in the same folder, ``fsync``, then ``os.replace`` over the target; the file gets the
+    permissions of a normal write (umask), not ``mkstemp``'s owner-only ones.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` into memory, then :func:`hlfnet.models.io.atomic_write_bytes` (temp file, fsync, rename)."""
+    """``torch.save`` into memory, then :func:`write_atomic` (temp file, fsync, rename)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -54,7 +88,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+        write_atomic(path, buffer.getvalue())
 
 
 class RandomStateCallback(L.Callback):
@@ -103,7 +137,7 @@ def write_metrics_csv(path: str | Path, rows: list[dict[str, float]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (int(row[k]) if k == "epoch" else repr(float(row[k]))) for k in EPOCH_COLUMNS})
-    atomic_write_bytes(path, text.getvalue().encode())
+    write_atomic(path, text.getvalue().encode())
 
 
 def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
@@ -156,7 +190,7 @@ def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 class RunRecorder(L.Callback):
@@ -226,6 +260,8 @@ class RunRecorder(L.Callback):
                         "best_val_accuracy": row["val_accuracy"],
                     },
                 )
+                for name in ("model.safetensors", "model.json"):
+                    readable_by_group(self.run_dir / name)
             self._write_files()
 
     def _write_files(self) -> None:

@@ -476,7 +476,7 @@ def _plain(value: Any) -> Any:
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    from hlfnet.models.io import atomic_write_bytes
+    from hlfnet.engine.callbacks import write_atomic
 
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    atomic_write_bytes(path, text.encode())
+    write_atomic(path, text.encode())

@@ -38,11 +38,11 @@ from hlfnet.engine.callbacks import (
     RunRecorder,
     global_rank_from_env,
     read_metrics_csv,
+    write_atomic,
 )
 from hlfnet.engine.config import ExperimentConfig, read_yaml, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
 from hlfnet.models import create_model
-from hlfnet.models.io import atomic_write_bytes
 
 __all__ = ["RunResult", "train", "run_files", "prepare_run_dir", "load_run_config"]
 
@@ -301,7 +301,7 @@ def train(
     if is_launcher and not resume:
         save_config(config, run_dir / CONFIG_FILE)
         split = resolve_split(config.data)
-        atomic_write_bytes(run_dir / SPLIT_FILE, json.dumps(split, indent=1).encode())
+        write_atomic(run_dir / SPLIT_FILE, json.dumps(split, indent=1).encode())
         log.info(
             "run %s: %s on %s (%s), %d train / %d val images",
             run_dir,
