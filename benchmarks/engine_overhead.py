@@ -1,4 +1,4 @@
-"""Training throughput through the engine (``hlfnet.engine.train``, Lightning) vs a bare PyTorch loop.
+"""Training throughput through the engine (``hlfnet.engine.training``, Lightning) vs a bare PyTorch loop.
 
 Both sides train the same network from the same initial weights on the same batches (the engine's own data
 module and sampler, so the order and augmentation are identical), with the same loss (MONAI Dice), optimiser
@@ -30,7 +30,7 @@ import torch
 
 from hlfnet.engine.config import load_config
 from hlfnet.engine.module import SegmentationDataModule, dice_loss
-from hlfnet.engine.train import train
+from hlfnet.engine.training import train
 from hlfnet.models import create_model
 
 

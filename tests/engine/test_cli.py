@@ -12,7 +12,7 @@ from hlfnet.cli import main
 from hlfnet.engine.callbacks import read_metrics_csv
 from hlfnet.engine.config import list_configs
 from hlfnet.engine.demo import evaluate_split
-from hlfnet.engine.train import load_run_config
+from hlfnet.engine.training import load_run_config
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 
 
@@ -110,3 +110,15 @@ def test_the_shipped_demo_runs_in_budget_and_dice_clearly_rises(
     assert report.untrained_val_dice < 0.7
     assert report.result.best_val_dice > 0.9 and report.test_scores["dice"] > 0.9
     assert report.result.best_val_dice > report.first_val_dice + 0.05
+
+
+def test_public_api_and_a_fast_help() -> None:
+    import hlfnet.engine as engine
+    from hlfnet.engine.training import train
+
+    assert engine.train is train and callable(engine.run_demo)
+    code = (
+        "import sys; from hlfnet.cli import build_parser; build_parser(); print('lightning' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr  # `hlfnet --help` does not pay for Lightning

@@ -15,7 +15,7 @@ from hlfnet.engine.callbacks import read_metrics_csv
 from hlfnet.engine.config import load_config
 from hlfnet.engine.demo import evaluate_split
 from hlfnet.engine.module import EPOCH_COLUMNS
-from hlfnet.engine.train import RunResult, load_run_config, train
+from hlfnet.engine.training import RunResult, load_run_config, train
 from hlfnet.models import load_model
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 

@@ -1,6 +1,6 @@
 """``hlfnet train`` and ``hlfnet demo`` (registered by :mod:`hlfnet.cli`).
 
-Thin: parse, then call :func:`hlfnet.engine.train.train` / :func:`hlfnet.engine.demo.run_demo`. Heavy modules
+Thin: parse, then call :func:`hlfnet.engine.training.train` / :func:`hlfnet.engine.demo.run_demo`. Heavy modules
 (torch, Lightning) are imported inside the handlers so that ``hlfnet --help`` stays fast.
 """
 
@@ -112,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     overrides = [*args.overrides, *_hardware_overrides(args)]
     _one_log_stream()
-    from hlfnet.engine.train import describe_run, load_run_config, train
+    from hlfnet.engine.training import describe_run, load_run_config, train
 
     if args.resume is not None:
         if args.config or args.overwrite or args.run_dir:

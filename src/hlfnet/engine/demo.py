@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from hlfnet.data import build_dataset
 from hlfnet.engine.config import ExperimentConfig, load_config
-from hlfnet.engine.train import RunResult, train
+from hlfnet.engine.training import RunResult, train
 from hlfnet.evaluation.metrics import mean_scores, scores_from_logits
 from hlfnet.models import create_model
 
