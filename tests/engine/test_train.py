@@ -186,3 +186,26 @@ def test_resume_refuses_a_changed_split(tmp_path: Path, engine_cache: Path) -> N
     train(load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=1)), run)
     with pytest.raises(ValueError, match="split differs"):
         train(load_run_config(run, ["data.synthetic_train=11", "train.max_epochs=2"]), run, resume=True)
+
+
+def test_unusable_data_fails_before_a_run_folder_exists(tmp_path: Path, engine_cache: Path) -> None:
+    missing = load_config(
+        "hlfnet_isic2017", [f"data.root={tmp_path / 'no-isic'}", f"data.cache_dir={engine_cache}"]
+    )
+    with pytest.raises(FileNotFoundError, match="no-isic"):
+        train(missing, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # so the corrected command is not refused
+
+    no_val = load_config("synthetic", tiny_overrides(engine_cache, data__synthetic_val=0))
+    with pytest.raises(ValueError, match="validation split .* is empty"):
+        train(no_val, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_in_channels_null_is_read_from_the_data(tmp_path: Path, engine_cache: Path) -> None:
+    config = load_config(
+        "synthetic", tiny_overrides(engine_cache, data__in_channels="null", train__max_epochs=1)
+    )
+    result = train(config, tmp_path / "run")
+    assert load_run_config(result.run_dir).data.in_channels == 4
+    assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["model"]["in_channels"] == 4

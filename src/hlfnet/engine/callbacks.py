@@ -243,7 +243,9 @@ class RunRecorder(L.Callback):
         if row is None:
             return
         self.history.append(dict(row))
-        improved = row["val_dice"] > self.best_val_dice
+        # ModelCheckpoint compares the logged (float32) values with ">": decide exactly as it does, so that
+        # best.ckpt and model.safetensors always hold the same epoch.
+        improved = bool(np.float32(row["val_dice"]) > np.float32(self.best_val_dice))
         if improved:
             self.best_epoch = int(row["epoch"])
             self.best_val_dice = row["val_dice"]

@@ -48,9 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--run-dir", type=Path, help="run folder (default: <train.runs_dir>/<name>)")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    train.add_argument(
-        "--accelerator", choices=["cpu", "gpu", "cuda", "mps", "auto"], help="train.accelerator"
-    )
+    train.add_argument("--accelerator", choices=["cpu", "gpu", "cuda", "auto"], help="train.accelerator")
     train.add_argument("--devices", type=int, help="train.devices (per node)")
     train.add_argument("--num-nodes", type=int, help="train.num_nodes")
     train.add_argument("--strategy", help="train.strategy (auto, ddp, ddp_spawn, ...)")

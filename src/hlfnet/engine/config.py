@@ -44,7 +44,7 @@ __all__ = [
     "save_config",
 ]
 
-Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
+Accelerator = Literal["cpu", "gpu", "cuda", "auto"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed", "64"]
 
@@ -82,7 +82,7 @@ class TrainConfig:
         num_workers: data-loading worker processes per training process.
         limit_train_batches: use only this many training batches per epoch (``None``: all).
         limit_val_batches: use only this many validation batches (``None``: all).
-        accelerator: ``cpu`` (default), ``gpu``/``cuda``, ``mps`` or ``auto``.
+        accelerator: ``cpu`` (default), ``gpu``/``cuda`` or ``auto`` (the float64 metric sums rule out MPS).
         devices: devices per node (``>1`` with ``strategy: ddp`` for data parallel).
         num_nodes: machines.
         strategy: Lightning strategy: ``auto``, ``ddp``, ``ddp_spawn``, ``ddp_find_unused_parameters_true``,

@@ -97,7 +97,9 @@ class SegmentationModule(L.LightningModule):
         loss = self.loss(logits.float(), self._loss_target(mask, logits))
         n = image.shape[0]
         self._train_sum += torch.stack([loss.detach().double() * n, loss.new_tensor(n, dtype=torch.float64)])
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        # The step value as this process sees it (no all-reduce per step); the exact epoch mean over all
+        # processes is logged as train_loss_epoch after validation.
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -136,7 +138,8 @@ class SegmentationModule(L.LightningModule):
             **metrics,
         }
         self.epoch_row = row
-        self.log("val_loss", row["val_loss"], prog_bar=False, sync_dist=True)
+        self.log("train_loss_epoch", row["train_loss"], sync_dist=True)
+        self.log("val_loss", row["val_loss"], sync_dist=True)
         for key, value in metrics.items():
             self.log(key, value, prog_bar=key == "val_dice", sync_dist=True)
         self.log("lr", row["lr"], sync_dist=True)

@@ -18,6 +18,7 @@ that looks like a run folder or is empty) or ``resume`` (continue from ``checkpo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -110,8 +111,12 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
         raise ValueError(f"{path}: {error}") from None
 
 
-def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = False) -> None:
+def prepare_run_dir(
+    run_dir: Path, *, overwrite: bool = False, resume: bool = False, create: bool = True
+) -> None:
     """Make sure ``run_dir`` may be written: refuse an existing folder unless told to overwrite or resume.
+
+    With ``create=False`` only the checks run (nothing is deleted or created).
 
     Raises:
         FileExistsError: the folder exists (and neither flag is set), or ``overwrite`` is asked of a folder that
@@ -138,9 +143,31 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = Fa
             raise FileExistsError(
                 f"{run_dir}: not empty and not a run folder (no {CONFIG_FILE}); not deleting it"
             )
+        if not create:
+            return
         log.info("overwriting %s", run_dir)
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+    if create:
+        run_dir.mkdir(parents=True)
+
+
+def _resolve_data(config: ExperimentConfig, datamodule: SegmentationDataModule) -> ExperimentConfig:
+    """Fill in what only the data knows (``in_channels: null``) and refuse data that cannot be trained on."""
+    train_set, val_set = datamodule.train_set, datamodule.val_set
+    where = f"{config.data.format} data{' at ' + config.data.root if config.data.root else ''}"
+    if train_set is None or len(train_set) == 0:
+        raise ValueError(f"the training split of the {where} is empty")
+    if val_set is None or len(val_set) == 0:
+        raise ValueError(
+            f"the validation split of the {where} is empty: the best model is chosen on it "
+            f"(set data.split_fractions or data.split_file)"
+        )
+    if config.data.in_channels is None:
+        channels = int(getattr(train_set, "in_channels", 0) or train_set[0]["image"].shape[0])
+        data = dataclasses.replace(config.data, in_channels=channels)
+        config = dataclasses.replace(config, data=data)
+        datamodule.data = data
+    return config
 
 
 def _check_split_unchanged(config: ExperimentConfig, saved: Path) -> None:
@@ -276,11 +303,22 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else Path(config.train.runs_dir) / config.name
     is_launcher = global_rank_from_env() == 0
     # DDP re-runs this function in child processes after rank 0 has created the folder: only rank 0 prepares.
+    # Check first, create only once the data has loaded, so that a bad data path leaves no folder behind.
     if is_launcher:
-        prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+        prepare_run_dir(run_dir, overwrite=overwrite, resume=resume, create=False)
     _quiet_lightning()
-    L.seed_everything(config.seed, workers=True, verbose=False)
 
+    datamodule = SegmentationDataModule(
+        config.data,
+        batch_size=config.train.batch_size,
+        num_workers=config.train.num_workers,
+        seed=config.seed,
+        pin_memory=config.train.accelerator in ("gpu", "cuda"),
+    )
+    datamodule.setup("fit")
+    config = _resolve_data(config, datamodule)
+    # Seeded right before the network is built: its initial weights depend on the seed alone.
+    L.seed_everything(config.seed, workers=True, verbose=False)
     model = create_model(config.model.name, **config.model_kwargs())
     module = SegmentationModule(
         model,
@@ -289,13 +327,8 @@ def train(
         lr_step_epochs=config.train.lr_step_epochs,
         lr_gamma=config.train.lr_gamma,
     )
-    datamodule = SegmentationDataModule(
-        config.data,
-        batch_size=config.train.batch_size,
-        num_workers=config.train.num_workers,
-        seed=config.seed,
-        pin_memory=config.train.accelerator in ("gpu", "cuda"),
-    )
+    if is_launcher:
+        prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
     if is_launcher and resume:
         _check_split_unchanged(config, run_dir / SPLIT_FILE)
     if is_launcher and not resume:
