@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -45,7 +46,7 @@ from hlfnet.engine.config import ExperimentConfig, read_yaml, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
 from hlfnet.models import create_model
 
-__all__ = ["RunResult", "train", "run_files", "prepare_run_dir", "load_run_config"]
+__all__ = ["RunResult", "best_row", "train", "run_files", "prepare_run_dir", "load_run_config"]
 
 log = logging.getLogger(__name__)
 
@@ -352,14 +353,26 @@ def train(
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     files = run_files(run_dir)
+    # From the file, not the recorder: under ddp_spawn the training happened in other processes.
     metrics = read_metrics_csv(files["metrics"]) if files["metrics"].is_file() else list(recorder.history)
+    best = best_row(metrics)
     return RunResult(
         run_dir=run_dir,
-        best_epoch=recorder.best_epoch,
-        best_val_dice=None if recorder.best_epoch is None else recorder.best_val_dice,
+        best_epoch=None if best is None else int(best["epoch"]),
+        best_val_dice=None if best is None else best["val_dice"],
         metrics=metrics,
         files=files,
     )
+
+
+def best_row(metrics: list[dict[str, float]]) -> dict[str, float] | None:
+    """The epoch kept as the final model: the first with the highest validation Dice (compared in float32,
+    as ``ModelCheckpoint`` compares the logged values)."""
+    best: dict[str, float] | None = None
+    for row in metrics:
+        if best is None or np.float32(row["val_dice"]) > np.float32(best["val_dice"]):
+            best = row
+    return best
 
 
 def describe_run(result: RunResult) -> dict[str, Any]:
