@@ -41,3 +41,26 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
 def test_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_model(tmp_path / "model.safetensors")
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        save_model(create_model("unet", base_channels=4), tmp_path / "model.safetensors")
+    finally:
+        os.umask(mask)
+    for name in ("model.safetensors", "model.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_leaves_the_old_file_on_error(tmp_path):
+    from hlfnet.models.io import atomic_path
+
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed while writing")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from hlfnet.data import DataConfig
 from hlfnet.engine.module import EPOCH_COLUMNS, SegmentationModule
-from hlfnet.models.io import save_model
+from hlfnet.models.io import atomic_write_bytes, save_model
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -46,36 +45,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def readable_by_group(path: str | Path) -> None:
-    """Give a file the permissions a plain ``open()`` would have (``mkstemp`` makes them owner-only)."""
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that a reader (or a resume after a crash) never sees a partial file.
-
-    Temporary file in the same folder, ``fsync``, then ``os.replace`` over the target; the file gets the
-    permissions of a normal write (umask), not ``mkstemp``'s owner-only ones.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# One atomic writer for the whole package (temp file, fsync, rename, normal permissions).
+write_atomic = atomic_write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -262,8 +233,6 @@ class RunRecorder(L.Callback):
                         "best_val_accuracy": row["val_accuracy"],
                     },
                 )
-                for name in ("model.safetensors", "model.json"):
-                    readable_by_group(self.run_dir / name)
             self._write_files()
 
     def _write_files(self) -> None:

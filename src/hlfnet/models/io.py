@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +20,45 @@ from torch import nn
 
 from hlfnet.models.registry import create_model
 
-__all__ = ["save_model", "load_model", "model_json_path", "atomic_write_bytes"]
+__all__ = ["save_model", "load_model", "model_json_path", "atomic_path", "atomic_write_bytes"]
 
 
 def model_json_path(weights: str | os.PathLike[str]) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees a partial file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary file is fsynced and gets the permissions a plain ``open()`` would give (``mkstemp`` makes
+    files owner-only); on any error it is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader (or a resume after a crash) never sees a partial file."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def save_model(
@@ -56,15 +76,8 @@ def save_model(
         raise ValueError("model has no 'model_name': build it with hlfnet.create_model to save it")
     weights = Path(weights)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=weights.parent if weights.parent.exists() else None, suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"model_name": name})
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"model_name": name})
     info = {"name": name, "kwargs": model.model_kwargs, **(extra or {})}
     atomic_write_bytes(model_json_path(weights), json.dumps(info, indent=2).encode())
     return weights
