@@ -209,3 +209,23 @@ def test_in_channels_null_is_read_from_the_data(tmp_path: Path, engine_cache: Pa
     result = train(config, tmp_path / "run")
     assert load_run_config(result.run_dir).data.in_channels == 4
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["model"]["in_channels"] == 4
+
+
+def test_channels_last_training_matches_default(tmp_path):
+    """channels_last changes the memory layout only: the same seed gives the same metrics up to rounding."""
+    import torch
+
+    from hlfnet.engine.module import SegmentationModule
+    from hlfnet.models import create_model
+
+    torch.manual_seed(0)
+    plain = SegmentationModule(create_model("hlfnet", base_channels=4))
+    torch.manual_seed(0)
+    fast = SegmentationModule(create_model("hlfnet", base_channels=4), channels_last=True)
+    weight = fast.model.encoder[1].trunk[0][0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    batch = {"image": torch.rand(2, 4, 32, 32), "mask": (torch.rand(2, 1, 32, 32) > 0.5).long()}
+    moved = fast.on_after_batch_transfer(dict(batch), 0)
+    assert moved["image"].is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(moved["image"]), plain(batch["image"]), atol=1e-4, rtol=1e-4)

@@ -19,6 +19,7 @@ RESUME_OVERRIDABLE = (
     "train.num_nodes",
     "train.strategy",
     "train.num_workers",
+    "train.channels_last",
     "train.progress_bar",
     "train.log_every_n_steps",
 )

@@ -53,6 +53,7 @@ class SegmentationModule(L.LightningModule):
         weight_decay: Adam weight decay.
         lr_step_epochs: StepLR step size in epochs.
         lr_gamma: StepLR factor.
+        channels_last: hold weights and batches in channels-last memory format (``channels_last_3d`` for 3D).
 
     After each validation epoch :attr:`epoch_row` holds that epoch's row of ``metrics.csv``
     (see :data:`EPOCH_COLUMNS`), computed over all processes.
@@ -65,10 +66,16 @@ class SegmentationModule(L.LightningModule):
         weight_decay: float = 0.0,
         lr_step_epochs: int = 15,
         lr_gamma: float = 0.1,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
-        self.model = model
+        self.memory_format = (
+            (torch.channels_last if getattr(model, "spatial_dims", 2) == 2 else torch.channels_last_3d)
+            if channels_last
+            else torch.contiguous_format
+        )
+        self.model = model.to(memory_format=self.memory_format)
         out_channels = int(getattr(model, "out_channels", 1))
         self.loss = dice_loss(out_channels)
         self.per_image_loss = dice_loss(out_channels, reduction="none")
@@ -76,6 +83,11 @@ class SegmentationModule(L.LightningModule):
         self._epoch_lr = float("nan")
         self._train_sum = torch.zeros(2, dtype=torch.float64)  # loss * images, images
         self._val_sum = torch.zeros(2 + len(_VAL_METRICS), dtype=torch.float64)  # loss, metrics..., images
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        if self.memory_format is not torch.contiguous_format:
+            batch["image"] = batch["image"].contiguous(memory_format=self.memory_format)
+        return batch
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W) -> (B, K, H, W)`` logits."""

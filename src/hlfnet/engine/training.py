@@ -327,6 +327,7 @@ def train(
         weight_decay=config.train.weight_decay,
         lr_step_epochs=config.train.lr_step_epochs,
         lr_gamma=config.train.lr_gamma,
+        channels_last=config.train.channels_last,
     )
     if is_launcher:
         prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
