@@ -65,8 +65,7 @@ def train_with_engine(root: Path, isic_root: Path, test_cases: int = 6) -> Path:
     """
     import json
 
-    from hlfnet.engine.config import ExperimentConfig
-    from hlfnet.engine.train import train
+    from hlfnet.engine import ExperimentConfig, train
 
     config = ExperimentConfig.from_dict(
         {

@@ -221,3 +221,11 @@ def test_folder_of_volumes_keeps_each_geometry(tmp_path: Path) -> None:
     for i, path in enumerate(written):
         out = nib.load(path)
         assert out.shape == (20 + i, 18, 4 + i) and np.allclose(out.affine, affines[i])
+
+
+def test_3d_network_is_refused() -> None:
+    from hlfnet.models import create_model
+
+    model = create_model("unet", in_channels=1, spatial_dims=3, base_channels=4, depth=1)
+    with pytest.raises(ValueError, match="2-D networks.*spatial_dims=3"):
+        Predictor(model, {"format": "synthetic", "image_size": [16, 16]})
