@@ -55,15 +55,21 @@ def cache_build(cfg: DataConfig) -> dict:
     load_or_build(cfg, "train", pairs)
     reopen_s = time.perf_counter() - start
     size = (store.path / "images.npy").stat().st_size + (store.path / "masks.npy").stat().st_size
-    return {"images": len(pairs), "build_s": build_s, "ms_per_image": 1000 * build_s / len(pairs),
-            "reopen_s": reopen_s, "cache_mib": size / 2**20}
+    return {
+        "images": len(pairs),
+        "build_s": build_s,
+        "ms_per_image": 1000 * build_s / len(pairs),
+        "reopen_s": reopen_s,
+        "cache_mib": size / 2**20,
+    }
 
 
 def loader_rate(cfg: DataConfig, workers: int, batches: int) -> float:
     """Batches/s of a shuffled, augmented DataLoader reading the cache."""
     ds = build_dataset(cfg, "train")
-    loader = DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True,
-                        persistent_workers=False)
+    loader = DataLoader(
+        ds, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False
+    )
     ds.set_epoch(0)
     it = iter(loader)
     next(it)  # worker start-up is not steady-state throughput
@@ -107,7 +113,9 @@ def train_step_rate(steps: int, image_size: tuple[int, int]) -> tuple[float, lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--isic-root", type=Path, default=_default_isic())
-    parser.add_argument("--cache-dir", type=Path, help="cache root (default: a temporary folder, removed after)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="cache root (default: a temporary folder, removed after)"
+    )
     parser.add_argument("--batches", type=int, default=150, help="batches timed per loader setting")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the second loader run")
@@ -120,13 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     real = (args.isic_root / "ISIC-2017_Training_Data").is_dir()
     if real:
         # All images in one "train" split: the first-epoch cost of the full 2000-image training folder.
-        cfg = DataConfig(format="isic2017", root=str(args.isic_root), cache_dir=str(cache_dir),
-                         split_fractions=(1.0, 0.0, 0.0), split_file=str(cache_dir / "all.json"))
+        cfg = DataConfig(
+            format="isic2017",
+            root=str(args.isic_root),
+            cache_dir=str(cache_dir),
+            split_fractions=(1.0, 0.0, 0.0),
+            split_file=str(cache_dir / "all.json"),
+        )
     else:
         print(f"no ISIC data at {args.isic_root}; benchmarking the synthetic set instead", file=sys.stderr)
         cfg = DataConfig(synthetic_train=300, cache_dir=str(cache_dir))
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                     "torch_threads": torch.get_num_threads(), "data": "ISIC 2017 (real)" if real else "synthetic"}
+    results: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "torch_threads": torch.get_num_threads(),
+        "data": "ISIC 2017 (real)" if real else "synthetic",
+    }
     try:
         if real:
             results["cache_build"] = cache_build(cfg)
@@ -146,14 +162,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if "cache_build" in results:
         cb = results["cache_build"]
-        print(f"first epoch (cache build): {cb['images']} ISIC images in {cb['build_s']:.1f} s "
-              f"({cb['ms_per_image']:.1f} ms/image, {cb['cache_mib']:.0f} MiB); reopening: {cb['reopen_s'] * 1000:.0f} ms")
+        print(
+            f"first epoch (cache build): {cb['images']} ISIC images in {cb['build_s']:.1f} s "
+            f"({cb['ms_per_image']:.1f} ms/image, {cb['cache_mib']:.0f} MiB); reopening: {cb['reopen_s'] * 1000:.0f} ms"
+        )
     for name, value in results["loader_batches_per_s"].items():
         print(f"loader from cache ({name}): {value:.1f} batches/s of {BATCH}×4×192×256 (crop + flip)")
-    print(f"training step (hlfnet, fwd+bwd+Adam, batch {BATCH}, 2 threads): {rate:.3f} steps/s "
-          f"({statistics.median(times):.2f} s/step)")
-    print(f"loader / training: {results['loader_over_training']['main_process']:.0f}× (main process), "
-          f"{best_loader / rate:.0f}× (best) -> {'OK' if results['ok_10x'] else 'TOO SLOW'} (need ≥ 10×)")
+    print(
+        f"training step (hlfnet, fwd+bwd+Adam, batch {BATCH}, 2 threads): {rate:.3f} steps/s "
+        f"({statistics.median(times):.2f} s/step)"
+    )
+    print(
+        f"loader / training: {results['loader_over_training']['main_process']:.0f}× (main process), "
+        f"{best_loader / rate:.0f}× (best) -> {'OK' if results['ok_10x'] else 'TOO SLOW'} (need ≥ 10×)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0 if results["ok_10x"] else 1

@@ -33,7 +33,9 @@ def build(name: str, in_channels: int) -> nn.Module:
     if name == PEER:
         from monai.networks.nets import BasicUNet
 
-        return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=1, features=(28, 56, 112, 224, 448, 28))
+        return BasicUNet(
+            spatial_dims=2, in_channels=in_channels, out_channels=1, features=(28, 56, 112, 224, 448, 28)
+        )
     return create_model(name, in_channels=in_channels, out_channels=1)
 
 
@@ -67,9 +69,7 @@ def measure(model: nn.Module, mode: str, x: torch.Tensor, iters: int, warmup: in
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = (
-        (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    )
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     target = (torch.rand(x.shape[0], 1, *x.shape[2:]) > 0.5).float()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -92,7 +92,9 @@ def measure(model: nn.Module, mode: str, x: torch.Tensor, iters: int, warmup: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=[*list_models(), PEER])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--batch", type=int, default=6)

@@ -55,7 +55,9 @@ def ct_volume(shape=(20, 16, 6), seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     """A CT-like int16 volume (HU) with a bright ellipsoid 'organ' (label 1) in some slices, off-centre in x."""
     rng = np.random.default_rng(seed)
     x, y, z = np.mgrid[0 : shape[0], 0 : shape[1], 0 : shape[2]]
-    organ = ((x - shape[0] * 0.7) / 3) ** 2 + ((y - shape[1] / 2) / 3) ** 2 + ((z - shape[2] / 2) / 1.6) ** 2 < 1
+    organ = ((x - shape[0] * 0.7) / 3) ** 2 + ((y - shape[1] / 2) / 3) ** 2 + (
+        (z - shape[2] / 2) / 1.6
+    ) ** 2 < 1
     data = rng.normal(-100, 20, shape)
     data[organ] = 150
     data[0, 0, :] = -1000  # air
@@ -86,7 +88,11 @@ def write_msd(root: Path, n: int = 3, shape=(20, 16, 6), extra_entries: list[dic
         entries.append({"image": f"./imagesTr/spleen_{i}.nii.gz", "label": f"./labelsTr/spleen_{i}.nii.gz"})
     (root / "imagesTr" / "._spleen_0.nii.gz").write_bytes(b"\x00\x05\x16\x07junk")
     (root / "imagesTs").mkdir(exist_ok=True)
-    manifest = {"name": "test", "labels": {"0": "background", "1": "spleen"}, "training": entries + (extra_entries or []),
-                "test": []}
+    manifest = {
+        "name": "test",
+        "labels": {"0": "background", "1": "spleen"},
+        "training": entries + (extra_entries or []),
+        "test": [],
+    }
     (root / "dataset.json").write_text(json.dumps(manifest))
     return root

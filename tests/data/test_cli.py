@@ -21,7 +21,9 @@ def test_check_passes_a_clean_folder(tmp_path, capsys):
 
 def test_check_lists_every_problem_and_fails(tmp_path, capsys):
     root = write_folder(tmp_path / "f", n=5)
-    Image.fromarray(np.array([[0, 3], [252, 255]], np.uint8)).resize((32, 24), Image.NEAREST).save(root / "masks" / "case0.png")
+    Image.fromarray(np.array([[0, 3], [252, 255]], np.uint8)).resize((32, 24), Image.NEAREST).save(
+        root / "masks" / "case0.png"
+    )
     Image.new("L", (10, 10)).save(root / "masks" / "case1.png")
     (root / "images" / "case2.png").write_bytes(b"\x89PNG broken")
     (root / "masks" / "case4.png").unlink()
@@ -46,8 +48,21 @@ def test_check_volumes_and_forced_format(tmp_path, capsys):
 
 def test_prepare_builds_every_split(tmp_path, capsys):
     root = write_folder(tmp_path / "f", n=10)
-    code = main(["data", "prepare", "--format", "folder", "--root", str(root), "--cache-dir", str(tmp_path / "c"),
-                 "--image-size", "16", "16"])
+    code = main(
+        [
+            "data",
+            "prepare",
+            "--format",
+            "folder",
+            "--root",
+            str(root),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--image-size",
+            "16",
+            "16",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "split: train 7, val 1, test 2" in out and "(4, 16, 16) uint8" in out

@@ -19,8 +19,14 @@ def test_defaults_are_the_paper_skin_settings_on_synthetic_data():
 
 @pytest.mark.parametrize("dump", [json.dumps, yaml.safe_dump])
 def test_round_trip_through_asdict_and_text(dump):
-    cfg = DataConfig(format="msd", root="/data/spleen", image_size=(256, 256), ct_window=(-57, 164),
-                     split_fractions=(0.6, 0.2, 0.2), drop_background_slices=("train",))
+    cfg = DataConfig(
+        format="msd",
+        root="/data/spleen",
+        image_size=(256, 256),
+        ct_window=(-57, 164),
+        split_fractions=(0.6, 0.2, 0.2),
+        drop_background_slices=("train",),
+    )
     text = dump(dataclasses.asdict(cfg)) if dump is json.dumps else dump(cfg.to_dict())
     back = DataConfig.from_dict(yaml.safe_load(text))
     assert back == cfg

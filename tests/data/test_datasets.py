@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -30,17 +29,20 @@ def test_synthetic_items_follow_the_contract():
     assert item["mask"].shape == (1, 64, 96) and item["mask"].dtype == torch.int64
     assert set(item["mask"].unique().tolist()) == {0, 1}
     assert item["id"] == "synthetic_train_00000"
-    assert resolve_split(DataConfig(**SMALL))["val"] == ["synthetic_val_00000", "synthetic_val_00001", "synthetic_val_00002"]
+    assert resolve_split(DataConfig(**SMALL))["val"] == [
+        "synthetic_val_00000",
+        "synthetic_val_00001",
+        "synthetic_val_00002",
+    ]
 
 
-def test_synthetic_is_deterministic_fast_and_separable():
+def test_synthetic_is_deterministic_and_separable():
     a_img, a_mask = generate_synthetic("val", 4, (192, 256), seed=1)
     b_img, _ = generate_synthetic("val", 4, (192, 256), seed=1)
     c_img, _ = generate_synthetic("val", 4, (192, 256), seed=2)
     assert np.array_equal(a_img, b_img) and not np.array_equal(a_img, c_img)
-    start = time.perf_counter()
+    # Its speed (~6 ms per image) is measured in benchmarks/data_pipeline.py, not asserted here.
     images, masks = generate_synthetic("train", 60, (192, 256), seed=0)
-    assert time.perf_counter() - start < 20  # ~6 ms per image when the machine is idle
     grey = images.mean(axis=-1)
     for g, m in zip(grey, masks, strict=True):
         assert 0.03 < m.mean() < 0.6
@@ -102,8 +104,14 @@ def test_without_set_epoch_items_vary_and_follow_the_torch_seed():
 
 def test_msd_slices_carry_volume_and_index_and_drop_background(tmp_path):
     root = write_msd(tmp_path / "msd", n=3, shape=(20, 16, 6))
-    cfg = DataConfig(format="msd", root=str(root), image_size=(32, 32), cache_dir=str(tmp_path / "c"),
-                     split_fractions=(0.34, 0.33, 0.33), drop_background_slices=("train", "val"))
+    cfg = DataConfig(
+        format="msd",
+        root=str(root),
+        image_size=(32, 32),
+        cache_dir=str(tmp_path / "c"),
+        split_fractions=(0.34, 0.33, 0.33),
+        drop_background_slices=("train", "val"),
+    )
     train = build_dataset(cfg, "train", augment=False)
     test = build_dataset(cfg, "test")
     assert test.in_channels == 1
@@ -119,8 +127,12 @@ def test_msd_slices_carry_volume_and_index_and_drop_background(tmp_path):
 def test_mask_size_mismatch_names_both_files(tmp_path):
     root = write_folder(tmp_path / "f", n=2, size=(24, 32))
     Image.new("L", (30, 24)).save(root / "masks" / "case1.png")
-    cfg = DataConfig(format="folder", root=str(root), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0))
-    with pytest.raises(ValueError, match=r"case1\.png: mask size 30×24 \(W×H\) differs from image .*case1\.png size 32×24"):
+    cfg = DataConfig(
+        format="folder", root=str(root), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0)
+    )
+    with pytest.raises(
+        ValueError, match=r"case1\.png: mask size 30×24 \(W×H\) differs from image .*case1\.png size 32×24"
+    ):
         build_dataset(cfg, "train")
 
 
@@ -128,7 +140,9 @@ def test_truncated_image_fails_the_build_or_is_skipped_with_a_count(tmp_path, ca
     root = write_folder(tmp_path / "f", n=3, size=(48, 64))
     bad = root / "images" / "case2.png"
     bad.write_bytes(bad.read_bytes()[:200])
-    cfg = DataConfig(format="folder", root=str(root), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0))
+    cfg = DataConfig(
+        format="folder", root=str(root), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0)
+    )
     with pytest.raises(ValueError, match=r"case2\.png: unreadable or truncated"):
         build_dataset(cfg, "train")
     with caplog.at_level(logging.WARNING):
@@ -142,22 +156,34 @@ def test_multiclass_grey_folder_and_any_channel_count(tmp_path):
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     for i in range(2):
-        np.save(root / "images" / f"x{i}.npy", np.random.default_rng(i).random((16, 16, 5)).astype(np.float32))
+        np.save(
+            root / "images" / f"x{i}.npy", np.random.default_rng(i).random((16, 16, 5)).astype(np.float32)
+        )
         Image.fromarray(np.array([[0, 1, 2, 3] * 4] * 16, np.uint8)).save(root / "masks" / f"x{i}.png")
-    cfg = DataConfig(format="folder", root=str(root), num_classes=4, image_size=(16, 16),
-                     cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0))
+    cfg = DataConfig(
+        format="folder",
+        root=str(root),
+        num_classes=4,
+        image_size=(16, 16),
+        cache_dir=str(tmp_path / "c"),
+        split_fractions=(1, 0, 0),
+    )
     item = build_dataset(cfg, "train")[0]
     assert item["image"].shape == (5, 16, 16) and set(item["mask"].unique().tolist()) == {0, 1, 2, 3}
     with pytest.raises(ValueError, match=r"x\d\.png.*\[3\]"):
         build_dataset(DataConfig.from_dict({**cfg.to_dict(), "num_classes": 3}), "train")
     grey = write_folder(tmp_path / "g", n=2, grey=True)
-    gcfg = DataConfig(format="folder", root=str(grey), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0))
+    gcfg = DataConfig(
+        format="folder", root=str(grey), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0)
+    )
     assert build_dataset(gcfg, "train").in_channels == 1
 
 
 def test_dataset_pickles_without_the_arrays(tmp_path):
     root = write_folder(tmp_path / "f", n=3)
-    cfg = DataConfig(format="folder", root=str(root), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0))
+    cfg = DataConfig(
+        format="folder", root=str(root), cache_dir=str(tmp_path / "c"), split_fractions=(1, 0, 0)
+    )
     ds = build_dataset(cfg, "train", augment=False)
     blob = pickle.dumps(ds)
     assert len(blob) < 20_000  # memory maps are reopened, not copied

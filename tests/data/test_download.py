@@ -159,18 +159,26 @@ def test_spleen_tar_is_checked_against_its_md5(server, tmp_path, monkeypatch):
         tf.add(task, arcname="Task09_Spleen")
     (served / "Task09_Spleen.tar").write_bytes(buffer.getvalue())
     good = hashlib.md5(buffer.getvalue()).hexdigest()
-    monkeypatch.setitem(dl.RESOURCES, "spleen", (dl.Resource(f"{url}/Task09_Spleen.tar", "Task09_Spleen.tar", md5="f" * 32),))
+    monkeypatch.setitem(
+        dl.RESOURCES, "spleen", (dl.Resource(f"{url}/Task09_Spleen.tar", "Task09_Spleen.tar", md5="f" * 32),)
+    )
     with pytest.raises(ValueError, match="checksum mismatch"):
         dl.download_dataset("spleen", tmp_path / "d")
-    monkeypatch.setitem(dl.RESOURCES, "spleen", (dl.Resource(f"{url}/Task09_Spleen.tar", "Task09_Spleen.tar", md5=good),))
+    monkeypatch.setitem(
+        dl.RESOURCES, "spleen", (dl.Resource(f"{url}/Task09_Spleen.tar", "Task09_Spleen.tar", md5=good),)
+    )
     path = dl.download_dataset("spleen", tmp_path / "d", keep_archives=True)
     assert path == (tmp_path / "d" / "Task09_Spleen").resolve()
-    assert (path / "dataset.json").is_file() and (tmp_path / "d" / ".downloads" / "Task09_Spleen.tar").is_file()
+    assert (path / "dataset.json").is_file() and (
+        tmp_path / "d" / ".downloads" / "Task09_Spleen.tar"
+    ).is_file()
     cfg = DataConfig(format="msd", root=str(path), cache_dir=str(tmp_path / "c"), image_size=(16, 16))
     assert len(build_dataset(cfg, "train", augment=False)) > 0
 
 
 def test_official_resources_are_the_paper_datasets():
-    assert {r.filename for r in dl.RESOURCES["isic2017"]} >= {"ISIC-2017_Training_Data.zip",
-                                                             "ISIC-2017_Test_v2_Part1_GroundTruth.zip"}
+    assert {r.filename for r in dl.RESOURCES["isic2017"]} >= {
+        "ISIC-2017_Training_Data.zip",
+        "ISIC-2017_Test_v2_Part1_GroundTruth.zip",
+    }
     assert dl.RESOURCES["spleen"][0].md5 == "410d4a301da4e5b2f6f86ec3ddba524e"

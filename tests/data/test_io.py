@@ -135,7 +135,9 @@ def test_label_shape_and_affine_mismatch(tmp_path):
     image = write_nifti(tmp_path / "i.nii.gz", np.zeros((4, 4, 3), np.int16), ras_affine())
     data, meta = load_volume(image)
     bad_shape = write_nifti(tmp_path / "s.nii.gz", np.zeros((4, 4, 2), np.uint8), ras_affine())
-    with pytest.raises(ValueError, match=r"s\.nii\.gz: label shape \(4, 4, 2\) differs from image .*i\.nii\.gz"):
+    with pytest.raises(
+        ValueError, match=r"s\.nii\.gz: label shape \(4, 4, 2\) differs from image .*i\.nii\.gz"
+    ):
         load_label_volume(bad_shape, meta, data.shape, 2)
     bad_affine = write_nifti(tmp_path / "a.nii.gz", np.zeros((4, 4, 3), np.uint8), ras_affine((1, 1, 1)))
     with pytest.raises(ValueError, match=r"a\.nii\.gz: label affine differs"):
@@ -143,7 +145,9 @@ def test_label_shape_and_affine_mismatch(tmp_path):
 
 
 def test_truncated_nifti_is_named(tmp_path):
-    path = write_nifti(tmp_path / "t.nii.gz", np.random.default_rng(0).normal(size=(20, 20, 20)), ras_affine())
+    path = write_nifti(
+        tmp_path / "t.nii.gz", np.random.default_rng(0).normal(size=(20, 20, 20)), ras_affine()
+    )
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ValueError, match="t.nii.gz"):
         load_volume(path)

@@ -39,7 +39,11 @@ def test_isic_seeded_split_in_paper_proportions_saved_and_reused(tmp_path, caplo
     root = write_isic(tmp_path / "isic", n=30)
     cfg = _cfg(tmp_path, root, format="isic2017", split_file=str(tmp_path / "split.json"))
     split = resolve_split(cfg)
-    assert [len(split[s]) for s in ("train", "val", "test")] == list(split_counts(30, cfg.fractions)) == [21, 2, 7]
+    assert (
+        [len(split[s]) for s in ("train", "val", "test")]
+        == list(split_counts(30, cfg.fractions))
+        == [21, 2, 7]
+    )
     saved = json.loads((tmp_path / "split.json").read_text())
     assert saved["train"] == split["train"] and saved["seed"] == 0
     # A new image appears: the saved split is reused (new image ignored with a warning), not reshuffled.
@@ -130,8 +134,11 @@ def test_msd_dataset_json_skips_appledouble_and_splits_by_patient(tmp_path):
 
 
 def test_msd_dataset_json_listing_missing_files(tmp_path):
-    root = write_msd(tmp_path / "msd", n=1, extra_entries=[{"image": "./imagesTr/spleen_9.nii.gz",
-                                                              "label": "./labelsTr/spleen_9.nii.gz"}])
+    root = write_msd(
+        tmp_path / "msd",
+        n=1,
+        extra_entries=[{"image": "./imagesTr/spleen_9.nii.gz", "label": "./labelsTr/spleen_9.nii.gz"}],
+    )
     with pytest.raises(FileNotFoundError, match=r"dataset\.json lists 2 missing.*spleen_9\.nii\.gz"):
         discover(_cfg(tmp_path, root, format="msd"))
     (root / "dataset.json").write_text("{not json")
@@ -148,7 +155,10 @@ def test_nifti_pairs_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"p9\.nii: image without mask"):
         discover(_cfg(tmp_path, tmp_path / "v", format="nifti"))
     (tmp_path / "v" / "images" / "p9.nii").unlink()
-    assert [p.id for p in discover(_cfg(tmp_path, tmp_path / "v", format="nifti")).all_pairs()] == ["p0", "p1"]
+    assert [p.id for p in discover(_cfg(tmp_path, tmp_path / "v", format="nifti")).all_pairs()] == [
+        "p0",
+        "p1",
+    ]
 
 
 def test_detect_format(tmp_path):

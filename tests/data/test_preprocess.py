@@ -15,8 +15,13 @@ from tests.data.helpers import ct_volume, lesion_pair, ras_affine, write_folder,
 
 def test_preprocess_image_matches_the_training_items_exactly(tmp_path):
     root = write_folder(tmp_path / "f", n=4, size=(50, 70))
-    cfg = DataConfig(format="folder", root=str(root), image_size=(32, 48), cache_dir=str(tmp_path / "c"),
-                     split_fractions=(0.5, 0.25, 0.25))
+    cfg = DataConfig(
+        format="folder",
+        root=str(root),
+        image_size=(32, 48),
+        cache_dir=str(tmp_path / "c"),
+        split_fractions=(0.5, 0.25, 0.25),
+    )
     ds = build_dataset(cfg, "train", augment=False)
     assert ds.in_channels == 4
     for i in range(len(ds)):
@@ -83,7 +88,9 @@ def test_ct_window_and_min_max():
     assert out.shape == (1, 1, 8, 8)
     np.testing.assert_allclose(out[0, 0, :, 3].numpy(), [0, 0, 0, 0.5, 0.5, 1, 1, 1], atol=1e-6)
     minmax = DataConfig(format="nifti", root="/x", image_size=(8, 8))
-    np.testing.assert_allclose(volume_to_slices(data, minmax)[0, 0, :, 3].numpy(), (hu + 1000) / 3000, atol=1e-6)
+    np.testing.assert_allclose(
+        volume_to_slices(data, minmax)[0, 0, :, 3].numpy(), (hu + 1000) / 3000, atol=1e-6
+    )
 
 
 def test_nan_volume_array_is_refused():

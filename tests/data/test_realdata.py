@@ -51,8 +51,10 @@ def test_spleen_slices_orientation_normalisation_and_stacking_back(spleen_root, 
     images = torch.stack([ds[i]["image"] for i in range(30)])
     masks = torch.stack([ds[i]["mask"][0] for i in range(30)])
     assert 0.0 <= float(images.min()) < 0.05 and 0.9 < float(images.max()) <= 1.0  # min–max, then resized
-    native = volume_to_slices(spleen_root / "imagesTr" / "spleen_1.nii.gz",
-                              DataConfig.from_dict({**cfg.to_dict(), "image_size": [101, 122]}))
+    native = volume_to_slices(
+        spleen_root / "imagesTr" / "spleen_1.nii.gz",
+        DataConfig.from_dict({**cfg.to_dict(), "image_size": [101, 122]}),
+    )
     assert native.shape == (30, 1, 101, 122)  # axial slices: rows = A→P (y, 101), columns = R→L (x, 122)
     assert float(native.min()) == 0.0 and float(native.max()) == 1.0  # per-volume min–max, exactly
     assert [ds[i]["slice_index"] for i in range(30)] == list(range(30))
@@ -66,7 +68,9 @@ def test_spleen_slices_orientation_normalisation_and_stacking_back(spleen_root, 
     assert written.shape == (122, 101, 30)
     np.testing.assert_allclose(written.affine, meta.affine)
     np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(label.dataobj))
-    window = build_dataset(DataConfig.from_dict({**cfg.to_dict(), "ct_window": [-57, 164]}), "train", augment=False)
+    window = build_dataset(
+        DataConfig.from_dict({**cfg.to_dict(), "ct_window": [-57, 164]}), "train", augment=False
+    )
     assert not torch.equal(window[15]["image"], ds[15]["image"])
 
 

@@ -60,7 +60,10 @@ def augment_pair(
     top_frac, left_frac = rng.random(), rng.random()
     do_h, do_v = rng.random() < params.hflip, rng.random() < params.vflip
     do_rot, k = rng.random() < params.rot90, int(rng.integers(1, 4))
-    brightness, contrast = rng.uniform(-1, 1) * params.intensity_jitter, rng.uniform(-1, 1) * params.intensity_jitter
+    brightness, contrast = (
+        rng.uniform(-1, 1) * params.intensity_jitter,
+        rng.uniform(-1, 1) * params.intensity_jitter,
+    )
     crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
     if (crop_h, crop_w) != (height, width):
         top, left = int(top_frac * (height - crop_h + 1)), int(left_frac * (width - crop_w + 1))

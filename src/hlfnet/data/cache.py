@@ -124,7 +124,9 @@ def _eight_bit(pair: Pair) -> bool:
         return True  # the decode step reports the file
 
 
-def _decode_pair(pair: Pair, cfg: DataConfig, in_channels: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _decode_pair(
+    pair: Pair, cfg: DataConfig, in_channels: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     image = read_image(pair.image)
     mask = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold)
     if mask.shape != image.shape[:2]:
@@ -147,7 +149,11 @@ def _slice_count(path: Path) -> int:
 
 
 def _build(
-    cfg: DataConfig, pairs: list[Pair], in_channels: int, folder: Path | None, progress: Callable[[int, int], None] | None
+    cfg: DataConfig,
+    pairs: list[Pair],
+    in_channels: int,
+    folder: Path | None,
+    progress: Callable[[int, int], None] | None,
 ) -> ArrayStore:
     height, width = cfg.image_size
     skipped: list[str] = []
@@ -178,13 +184,22 @@ def _build(
                 labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes)
                 slices = volume_to_slices(data, cfg, meta.affine).numpy()
                 if slices.shape[1] != in_channels:
-                    raise ValueError(f"{pair.image}: {slices.shape[1]} channel(s), expected in_channels={in_channels}")
+                    raise ValueError(
+                        f"{pair.image}: {slices.shape[1]} channel(s), expected in_channels={in_channels}"
+                    )
                 label_slices = labels_to_slices(labels, meta.affine, cfg.image_size).numpy()
                 images[row : row + count] = slices
                 masks[row : row + count] = label_slices
                 for k in range(count):
-                    records.append({"id": f"{pair.id}_z{k:04d}", "volume": pair.id, "slice_index": k,
-                                    "foreground": bool(label_slices[k].any()), "row": row + k})
+                    records.append(
+                        {
+                            "id": f"{pair.id}_z{k:04d}",
+                            "volume": pair.id,
+                            "slice_index": k,
+                            "foreground": bool(label_slices[k].any()),
+                            "row": row + k,
+                        }
+                    )
             else:
                 images[row], masks[row] = _decode_pair(pair, cfg, in_channels, dtype)
                 records.append({"id": pair.id, "foreground": bool(masks[row].any()), "row": row})
@@ -231,13 +246,26 @@ def load_or_build(
     try:
         start = time.perf_counter()
         store = _build(cfg, pairs, in_channels, tmp, progress)
-        meta = {"version": CACHE_VERSION, "key": key, "config": cfg.to_dict(), "split": split,
-                "in_channels": in_channels, "records": store.records, "skipped": store.skipped}
+        meta = {
+            "version": CACHE_VERSION,
+            "key": key,
+            "config": cfg.to_dict(),
+            "split": split,
+            "in_channels": in_channels,
+            "records": store.records,
+            "skipped": store.skipped,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         del store
         try:
             os.rename(tmp, final)
-            logger.info("cached %s split (%d pairs) in %.1f s at %s", split, len(pairs), time.perf_counter() - start, final)
+            logger.info(
+                "cached %s split (%d pairs) in %.1f s at %s",
+                split,
+                len(pairs),
+                time.perf_counter() - start,
+                final,
+            )
         except OSError:
             logger.info("another run finished cache entry %s first; using it", final)
     finally:
@@ -255,4 +283,3 @@ def _open(folder: Path) -> ArrayStore:
         meta.get("skipped", []),
         folder,
     )
-

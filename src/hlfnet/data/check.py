@@ -48,7 +48,8 @@ class CheckReport:
             f"root:     {self.root}",
             f"format:   {self.format}",
             f"pairs:    {self.pairs} ({', '.join(f'{k} {v}' for k, v in self.splits.items())}); decoded {self.checked}",
-            "sizes:    " + ", ".join(f"{k} ×{v}" for k, v in list(self.sizes.items())[:6])
+            "sizes:    "
+            + ", ".join(f"{k} ×{v}" for k, v in list(self.sizes.items())[:6])
             + (f" (+{len(self.sizes) - 6} more)" if len(self.sizes) > 6 else ""),
             "channels: " + ", ".join(f"{k} ×{v}" for k, v in self.channels.items()),
             f"labels:   raw values {self.label_values[:12]}{' ...' if len(self.label_values) > 12 else ''}",
@@ -89,8 +90,14 @@ def check_dataset(
     format = format or detect_format(root)
     report = CheckReport(str(root), format)
     try:
-        cfg = DataConfig(format=format, root=str(root), num_classes=num_classes, mask_suffix=mask_suffix,
-                         mask_threshold=mask_threshold, skip_bad=True)
+        cfg = DataConfig(
+            format=format,
+            root=str(root),
+            num_classes=num_classes,
+            mask_suffix=mask_suffix,
+            mask_threshold=mask_threshold,
+            skip_bad=True,
+        )
         found = discover(cfg)
     except (FileNotFoundError, ValueError) as error:
         report.problems.append(str(error))
@@ -132,5 +139,11 @@ def check_dataset(
     report.label_values = sorted(int(v) for v in raw_values)
     total = counts.sum()
     report.class_fractions = {str(k): float(c / total) if total else 0.0 for k, c in enumerate(counts)}
-    logger.info("checked %d of %d pairs in %s: %d problem(s)", report.checked, report.pairs, root, len(report.problems))
+    logger.info(
+        "checked %d of %d pairs in %s: %d problem(s)",
+        report.checked,
+        report.pairs,
+        root,
+        len(report.problems),
+    )
     return report

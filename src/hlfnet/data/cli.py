@@ -21,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="scan a data folder: pairs, sizes, labels, class balance, problems")
     check.add_argument("path", help="data folder")
     check.add_argument("--format", choices=("isic2017", "msd", "folder", "nifti"), help="force a layout")
-    check.add_argument("--num-classes", type=int, default=2, help="declared classes incl. background (default 2)")
+    check.add_argument(
+        "--num-classes", type=int, default=2, help="declared classes incl. background (default 2)"
+    )
     check.add_argument("--mask-suffix", help="mask file suffix (default: per layout)")
-    check.add_argument("--mask-threshold", type=int, help="binarise masks as value > T instead of strict checks")
+    check.add_argument(
+        "--mask-threshold", type=int, help="binarise masks as value > T instead of strict checks"
+    )
     check.add_argument("--limit", type=int, help="decode at most N pairs")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(handler=_check)
@@ -78,7 +82,12 @@ def _check(args: argparse.Namespace) -> int:
     from hlfnet.data.check import check_dataset
 
     report = check_dataset(
-        args.path, args.format, args.num_classes, args.mask_suffix, args.mask_threshold, args.limit,
+        args.path,
+        args.format,
+        args.num_classes,
+        args.mask_suffix,
+        args.mask_threshold,
+        args.limit,
         progress=None if args.json else _bar("checking"),
     )
     if args.json:
@@ -118,9 +127,14 @@ def _prepare(args: argparse.Namespace) -> int:
     from hlfnet.data.config import DataConfig
     from hlfnet.data.splits import resolve_split, split_pairs
 
-    overrides = {"format": args.format, "root": args.root, "cache_dir": args.cache_dir,
-                 "split_file": args.split_file, "seed": args.seed,
-                 "image_size": list(args.image_size) if args.image_size else None}
+    overrides = {
+        "format": args.format,
+        "root": args.root,
+        "cache_dir": args.cache_dir,
+        "split_file": args.split_file,
+        "seed": args.seed,
+        "image_size": list(args.image_size) if args.image_size else None,
+    }
     if args.config:
         cfg = DataConfig.from_file(args.config, **overrides)
     else:
@@ -133,26 +147,16 @@ def _prepare(args: argparse.Namespace) -> int:
     for name in split:
         start = time.perf_counter()
         store = load_or_build(cfg, name, split_pairs(cfg, name), progress=_bar(f"{name:5s}"))
-        print(f"{name}: {len(store.records)} items {tuple(store.images.shape[1:])} {store.images.dtype} "
-              f"in {time.perf_counter() - start:.1f} s -> {store.path}")
+        print(
+            f"{name}: {len(store.records)} items {tuple(store.images.shape[1:])} {store.images.dtype} "
+            f"in {time.perf_counter() - start:.1f} s -> {store.path}"
+        )
     return 0
 
 
 def _synthetic(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from hlfnet.data.synthetic import write_synthetic_folder
 
-    from PIL import Image
-
-    from hlfnet.data.synthetic import generate_synthetic
-
-    if args.count < 1:
-        raise ValueError(f"--count must be ≥ 1, got {args.count}")
-    out = Path(args.out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
-    images, masks = generate_synthetic("train", args.count, tuple(args.image_size), args.seed)
-    for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
-        Image.fromarray(image).save(out / "images" / f"synthetic_{i:05d}.png")
-        Image.fromarray(mask * 255).save(out / "masks" / f"synthetic_{i:05d}.png")
+    out = write_synthetic_folder(args.out, "train", args.count, tuple(args.image_size), args.seed)
     print(f"wrote {args.count} synthetic image/mask pairs to {out} (use format=folder)")
     return 0

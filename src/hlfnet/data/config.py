@@ -129,12 +129,20 @@ class DataConfig:
         self.image_size = _pair(self.image_size, "image_size", int)
         if min(self.image_size) < 8:
             raise ValueError(f"DataConfig.image_size must be at least 8×8, got {self.image_size}")
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 2:
+        if (
+            not isinstance(self.num_classes, int)
+            or isinstance(self.num_classes, bool)
+            or self.num_classes < 2
+        ):
             raise ValueError(f"DataConfig.num_classes must be an integer ≥ 2, got {self.num_classes!r}")
         if self.in_channels is not None and (
-            not isinstance(self.in_channels, int) or isinstance(self.in_channels, bool) or self.in_channels < 1
+            not isinstance(self.in_channels, int)
+            or isinstance(self.in_channels, bool)
+            or self.in_channels < 1
         ):
-            raise ValueError(f"DataConfig.in_channels must be None or an integer ≥ 1, got {self.in_channels!r}")
+            raise ValueError(
+                f"DataConfig.in_channels must be None or an integer ≥ 1, got {self.in_channels!r}"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"DataConfig.seed must be an integer, got {self.seed!r}")
         if self.split_fractions is not None:
@@ -147,7 +155,9 @@ class DataConfig:
             self.split_fractions = fr
         if self.mask_threshold is not None:
             if not isinstance(self.mask_threshold, int) or not 0 <= self.mask_threshold < 65535:
-                raise ValueError(f"DataConfig.mask_threshold must be None or an integer ≥ 0, got {self.mask_threshold!r}")
+                raise ValueError(
+                    f"DataConfig.mask_threshold must be None or an integer ≥ 0, got {self.mask_threshold!r}"
+                )
             if self.num_classes != 2:
                 raise ValueError(
                     f"DataConfig.mask_threshold binarises masks and needs num_classes=2, got {self.num_classes}"
@@ -155,19 +165,25 @@ class DataConfig:
         if self.ct_window is not None:
             self.ct_window = _pair(self.ct_window, "ct_window", float)
             if not self.ct_window[0] < self.ct_window[1]:
-                raise ValueError(f"DataConfig.ct_window must be (low, high) with low < high, got {self.ct_window}")
+                raise ValueError(
+                    f"DataConfig.ct_window must be (low, high) with low < high, got {self.ct_window}"
+                )
         if isinstance(self.drop_background_slices, str):
             self.drop_background_slices = (self.drop_background_slices,)
         self.drop_background_slices = tuple(self.drop_background_slices)
         bad = [s for s in self.drop_background_slices if s not in SPLITS]
         if bad:
-            raise ValueError(f"DataConfig.drop_background_slices holds unknown splits {bad}; allowed: {SPLITS}")
+            raise ValueError(
+                f"DataConfig.drop_background_slices holds unknown splits {bad}; allowed: {SPLITS}"
+            )
         for name in ("use_cache", "skip_bad", "augment"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DataConfig.{name} must be true or false, got {getattr(self, name)!r}")
         self.crop_scale = _pair(self.crop_scale, "crop_scale", float)
         if not 0.1 <= self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
-            raise ValueError(f"DataConfig.crop_scale must satisfy 0.1 ≤ low ≤ high ≤ 1, got {self.crop_scale}")
+            raise ValueError(
+                f"DataConfig.crop_scale must satisfy 0.1 ≤ low ≤ high ≤ 1, got {self.crop_scale}"
+            )
         for name in ("hflip", "vflip", "rot90"):
             p = getattr(self, name)
             if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:

@@ -96,7 +96,9 @@ class SegmentationDataset(Dataset):
         # NumPy rather than torch ops here: no intra-op threads to contend for inside the loader.
         stored = self.store.images[row]
         image = torch.from_numpy(
-            np.divide(stored, np.float32(255.0), dtype=np.float32) if stored.dtype == np.uint8 else np.array(stored, np.float32)
+            np.divide(stored, np.float32(255.0), dtype=np.float32)
+            if stored.dtype == np.uint8
+            else np.array(stored, np.float32)
         )
         mask = torch.from_numpy(np.array(self.store.masks[row], dtype=np.int64))[None]
         if self.augment:
@@ -114,8 +116,10 @@ def _synthetic_store(
     split: str, count: int, size: tuple[int, int], seed: int, num_classes: int, in_channels: int
 ) -> ArrayStore:
     rgb, masks = generate_synthetic(split, count, size, seed, num_classes)
-    images = np.stack([to_model_channels(img, in_channels, "synthetic") for img in rgb]) if count else np.zeros(
-        (0, in_channels, *size), np.uint8
+    images = (
+        np.stack([to_model_channels(img, in_channels, "synthetic") for img in rgb])
+        if count
+        else np.zeros((0, in_channels, *size), np.uint8)
     )
     ids = synthetic_ids(split, count)
     records = [{"id": ids[i], "foreground": bool(masks[i].any()), "row": i} for i in range(count)]
@@ -158,4 +162,6 @@ def build_dataset(cfg: DataConfig, split: str, augment: bool | None = None) -> S
         kept = [r["row"] for r in store.records if r["foreground"]]
         logger.info("%s: kept %d of %d slices (dropped background-only slices)", split, len(kept), len(rows))
         rows = kept
-    return SegmentationDataset(store, rows, cfg.num_classes, augment, AugmentParams.from_config(cfg), cfg.seed)
+    return SegmentationDataset(
+        store, rows, cfg.num_classes, augment, AugmentParams.from_config(cfg), cfg.seed
+    )

@@ -235,7 +235,9 @@ def download_dataset(
             continue
         url = f"{base_url.rstrip('/')}/{resource.filename}" if base_url else resource.url
         callback = (lambda done, total, f=resource.filename: progress(f, done, total)) if progress else None
-        archive = download_file(url, downloads / resource.filename, resource.md5, resource.sha256, progress=callback)
+        archive = download_file(
+            url, downloads / resource.filename, resource.md5, resource.sha256, progress=callback
+        )
         logger.info("extracting %s into %s", archive.name, root)
         extract_archive(archive, root)
         marker.write_text("ok\n")  # a second run skips this archive even when it was deleted

@@ -111,7 +111,9 @@ def read_image(path: str | Path) -> np.ndarray:
         if array.ndim == 2:
             array = array[..., None]
         if array.ndim != 3 or array.shape[-1] > 64:
-            raise ValueError(f"{path}: .npy image must be (H, W) or (H, W, C) with C ≤ 64, got shape {array.shape}")
+            raise ValueError(
+                f"{path}: .npy image must be (H, W) or (H, W, C) with C ≤ 64, got shape {array.shape}"
+            )
         if array.dtype == np.uint8:
             return array
         if array.dtype == bool:
@@ -194,7 +196,9 @@ def labels_to_classes(
         if not np.isfinite(array).all():
             raise ValueError(f"{source}: {int((~np.isfinite(array)).sum())} NaN/inf label value(s)")
         if not np.array_equal(array, np.round(array)):
-            raise ValueError(f"{source}: non-integer label values (e.g. {array[array != np.round(array)][:3]})")
+            raise ValueError(
+                f"{source}: non-integer label values (e.g. {array[array != np.round(array)][:3]})"
+            )
     if mask_threshold is not None:
         return (array > mask_threshold).astype(np.uint8)
     values = np.unique(array)
@@ -260,7 +264,9 @@ def _nifti_data(img, path: Path) -> np.ndarray:
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as error:  # truncated gzip streams raise EOFError, zlib.error, OSError...
-        raise ValueError(f"{path}: unreadable or truncated NIfTI data ({type(error).__name__}: {error})") from error
+        raise ValueError(
+            f"{path}: unreadable or truncated NIfTI data ({type(error).__name__}: {error})"
+        ) from error
     if data.ndim == 2:
         data = data[..., None]
     if data.ndim == 5 and data.shape[3] == 1:

@@ -110,19 +110,28 @@ def _isic(cfg: DataConfig, root: Path) -> Discovered:
                 if not folder.is_dir():
                     raise FileNotFoundError(f"{folder}: missing ISIC folder (its partner folder exists)")
             # Superpixels, CSV metadata and other files are ignored by the two patterns.
-            images = _index(_files(data_dir), lambda p: (m := _ISIC_IMAGE.match(p.name)) and m.group(1), str(data_dir))
+            images = _index(
+                _files(data_dir), lambda p: (m := _ISIC_IMAGE.match(p.name)) and m.group(1), str(data_dir)
+            )
             masks = _index(_files(gt_dir), lambda p: (m := mask_re.match(p.name)) and m.group(1), str(gt_dir))
-            found.splits[split] = _pair_by_stem(images, masks, f"{data_dir.name} + {gt_dir.name}", cfg, found.problems)
+            found.splits[split] = _pair_by_stem(
+                images, masks, f"{data_dir.name} + {gt_dir.name}", cfg, found.problems
+            )
             break
     if not found.splits:
         raise FileNotFoundError(
             f"{root}: no ISIC 2017 folders (expected ISIC-2017_Training_Data/ and ISIC-2017_Training_Part1_GroundTruth/)"
         )
     if "train" not in found.splits:
-        raise FileNotFoundError(f"{root}: ISIC-2017_Training_Data/ + ISIC-2017_Training_Part1_GroundTruth/ missing")
+        raise FileNotFoundError(
+            f"{root}: ISIC-2017_Training_Data/ + ISIC-2017_Training_Part1_GroundTruth/ missing"
+        )
     if set(found.splits) != {"train", "val", "test"}:
         # Only some official folders: pool the training folder for a seeded split, keep none of the others.
-        logger.info("ISIC: official folders %s only; making a seeded split of the training folder", sorted(found.splits))
+        logger.info(
+            "ISIC: official folders %s only; making a seeded split of the training folder",
+            sorted(found.splits),
+        )
         found.splits = {None: found.splits["train"]}
     return found
 
@@ -142,15 +151,23 @@ def _folder_split(cfg: DataConfig, folder: Path, found: Discovered) -> list[Pair
         suffix = cfg.mask_suffix or ""
         images = _index([p for p in _files(image_dir) if is_image(p)], lambda p: p.stem, str(image_dir))
         masks = _index(
-            [p for p in _files(mask_dir) if is_image(p)], lambda p: _strip_suffix(p.stem, suffix), str(mask_dir)
+            [p for p in _files(mask_dir) if is_image(p)],
+            lambda p: _strip_suffix(p.stem, suffix),
+            str(mask_dir),
         )
         return _pair_by_stem(images, masks, f"{image_dir} + {mask_dir}", cfg, found.problems)
     files = [p for p in _files(folder) if is_image(p)]
     if not files:
         return None
     suffix = cfg.mask_suffix if cfg.mask_suffix else "_mask"
-    masks = _index([p for p in files if _strip_suffix(p.stem, suffix) is not None], lambda p: _strip_suffix(p.stem, suffix), str(folder))
-    images = _index([p for p in files if _strip_suffix(p.stem, suffix) is None], lambda p: p.stem, str(folder))
+    masks = _index(
+        [p for p in files if _strip_suffix(p.stem, suffix) is not None],
+        lambda p: _strip_suffix(p.stem, suffix),
+        str(folder),
+    )
+    images = _index(
+        [p for p in files if _strip_suffix(p.stem, suffix) is None], lambda p: p.stem, str(folder)
+    )
     return _pair_by_stem(images, masks, str(folder), cfg, found.problems)
 
 
@@ -226,7 +243,9 @@ def _msd(cfg: DataConfig, root: Path) -> Discovered:
     pairs, missing = [], []
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
-            raise ValueError(f"{manifest}: training entry {n} is not {{'image': ..., 'label': ...}}: {entry!r}")
+            raise ValueError(
+                f"{manifest}: training entry {n} is not {{'image': ..., 'label': ...}}: {entry!r}"
+            )
         image, label = root / entry["image"], root / entry["label"]
         if image.name.startswith("._") or label.name.startswith("._"):
             logger.warning("%s: skipping AppleDouble entry %s", manifest, entry)
@@ -239,7 +258,9 @@ def _msd(cfg: DataConfig, root: Path) -> Discovered:
         found.problems.extend(f"{m}: missing" for m in missing)
         if not cfg.skip_bad:
             more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-            raise FileNotFoundError(f"{manifest} lists {len(missing)} missing file(s): " + "; ".join(missing[:3]) + more)
+            raise FileNotFoundError(
+                f"{manifest} lists {len(missing)} missing file(s): " + "; ".join(missing[:3]) + more
+            )
         logger.warning("%s lists %d missing file(s); skipping those entries", manifest, len(missing))
         bad = {m.split(" (listed")[0] for m in missing}
         pairs = [p for p in pairs if str(p.image) not in bad and str(p.mask) not in bad]
@@ -288,6 +309,11 @@ def discover(cfg: DataConfig) -> Discovered:
     total = sum(len(p) for p in found.splits.values())
     if total == 0:
         raise FileNotFoundError(f"{root}: no {cfg.format} image/label pairs found")
-    logger.info("%s: %d %s pairs (%s)", root, total, cfg.format,
-                ", ".join(f"{k or 'pool'} {len(v)}" for k, v in found.splits.items()))
+    logger.info(
+        "%s: %d %s pairs (%s)",
+        root,
+        total,
+        cfg.format,
+        ", ".join(f"{k or 'pool'} {len(v)}" for k, v in found.splits.items()),
+    )
     return found

@@ -75,7 +75,9 @@ def _first_source_channels(cfg: DataConfig) -> int | None:
         pairs = discover(cfg).all_pairs()
         return native_channels(cfg, pairs[0]) if pairs else None
     except (FileNotFoundError, ValueError) as error:
-        logger.warning("cannot read the channel count from the data (%s); assuming the %s default", error, cfg.format)
+        logger.warning(
+            "cannot read the channel count from the data (%s); assuming the %s default", error, cfg.format
+        )
         return None
 
 
@@ -93,7 +95,11 @@ def resize_image(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     channels = []
     for c in range(array.shape[2]):
         plane = array[..., c]
-        img = Image.fromarray(plane) if plane.dtype == np.uint8 else Image.fromarray(plane.astype(np.float32), "F")
+        img = (
+            Image.fromarray(plane)
+            if plane.dtype == np.uint8
+            else Image.fromarray(plane.astype(np.float32), "F")
+        )
         channels.append(np.asarray(img.resize((width, height), Image.BILINEAR)))
     out = np.stack(channels, axis=-1)
     if array.dtype != np.uint8:
@@ -314,7 +320,9 @@ def slices_to_volume(
     ref = nib.load(str(reference_nifti_path))
     pred = torch.as_tensor(np.asarray(pred) if not isinstance(pred, torch.Tensor) else pred)
     if pred.ndim != 3 or pred.is_floating_point():
-        raise ValueError(f"pred must be integer class indices (N, H, W), got {tuple(pred.shape)} {pred.dtype}")
+        raise ValueError(
+            f"pred must be integer class indices (N, H, W), got {tuple(pred.shape)} {pred.dtype}"
+        )
     spatial = tuple(int(s) for s in ref.shape[:3])
     ornt = _slice_ornt(ref.affine)
     # Shape of the reference in the slice layout: permute the spatial shape like apply_orientation does.
@@ -335,11 +343,17 @@ def slices_to_volume(
     resized = _resize_slices(pred.to(torch.uint8)[:, None], (rows, cols), labels=True)[:, 0].numpy()
     stacked = np.zeros((rows, cols, n_slices), dtype=np.uint8)
     stacked[:, :, slice_indices] = np.transpose(resized, (1, 2, 0))
-    inverse = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(SLICE_AXCODES), nib.orientations.io_orientation(ref.affine))
+    inverse = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt(SLICE_AXCODES), nib.orientations.io_orientation(ref.affine)
+    )
     data = np.ascontiguousarray(nib.orientations.apply_orientation(stacked, inverse))
     header = ref.header.copy()
     header.set_data_dtype(np.uint8)
-    out = nib.Nifti1Image(data, ref.affine, header) if isinstance(ref, nib.Nifti1Image) else nib.Nifti2Image(data, ref.affine, header)
+    out = (
+        nib.Nifti1Image(data, ref.affine, header)
+        if isinstance(ref, nib.Nifti1Image)
+        else nib.Nifti2Image(data, ref.affine, header)
+    )
     out.set_qform(ref.get_qform(), code=int(ref.header["qform_code"]))
     out.set_sform(ref.get_sform(), code=int(ref.header["sform_code"]))
     out.header.set_slope_inter(1.0, 0.0)
@@ -348,4 +362,3 @@ def slices_to_volume(
     nib.save(out, str(out_path))
     logger.info("wrote %s %s", out_path, data.shape)
     return out_path
-

@@ -85,10 +85,14 @@ def _read_split(path: Path, available: set[str]) -> dict[str, list[str]]:
         raise ValueError(f"{path}: an id appears twice in the split")
     missing = sorted(set(listed) - available)
     if missing:
-        raise ValueError(f"{path}: split lists {len(missing)} id(s) not found in the data, e.g. {missing[:5]}")
+        raise ValueError(
+            f"{path}: split lists {len(missing)} id(s) not found in the data, e.g. {missing[:5]}"
+        )
     extra = available - set(listed)
     if extra:
-        logger.warning("%s: %d sample(s) in the data are not in the saved split and are ignored", path, len(extra))
+        logger.warning(
+            "%s: %d sample(s) in the data are not in the saved split and are ignored", path, len(extra)
+        )
     return split
 
 
@@ -105,7 +109,14 @@ def _file_split(cfg: DataConfig, found: Discovered) -> dict[str, list[str]]:
         return _read_split(path, set(ids))
     split = _seeded(ids, cfg)
     write_json_atomic(
-        path, {"format": cfg.format, "root": str(cfg.root), "seed": cfg.seed, "fractions": list(cfg.fractions), **split}
+        path,
+        {
+            "format": cfg.format,
+            "root": str(cfg.root),
+            "seed": cfg.seed,
+            "fractions": list(cfg.fractions),
+            **split,
+        },
     )
     logger.info("seeded split %s saved to %s", {s: len(v) for s, v in split.items()}, path)
     return split

@@ -10,10 +10,12 @@ make the pipeline and a short training run meaningful (the lesion is clearly sep
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SPLIT_CODES", "synthetic_ids", "generate_synthetic"]
+__all__ = ["SPLIT_CODES", "synthetic_ids", "generate_synthetic", "write_synthetic_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,9 @@ def _one(rng: np.random.Generator, size: tuple[int, int], num_classes: int) -> t
     rel = np.hypot(yy - cy, xx - cx) / radius  # < 1 inside the lesion
     alpha = 1.0 / (1.0 + np.exp(np.clip((rel - 1.0) * rng.uniform(12, 30), -30, 30)))
     darkness = rng.uniform(0.35, 0.65)
-    lesion_tone = skin * darkness * np.array([1.0, rng.uniform(0.75, 0.95), rng.uniform(0.7, 0.95)], np.float32)
+    lesion_tone = (
+        skin * darkness * np.array([1.0, rng.uniform(0.75, 0.95), rng.uniform(0.7, 0.95)], np.float32)
+    )
     mottle = 1.0 + 0.12 * _upsample(rng.standard_normal((1, 12, 16)), size)[0]
     lesion = lesion_tone[:, None, None] * mottle[None]
     mask = (rel < 1.0).astype(np.uint8)
@@ -67,7 +71,9 @@ def _one(rng: np.random.Generator, size: tuple[int, int], num_classes: int) -> t
     for _ in range(rng.integers(0, 4)):
         a, b = rng.uniform(0, 2 * np.pi), rng.uniform(-0.002, 0.002)
         py, px = rng.uniform(0, height), rng.uniform(0, width)
-        dist = np.abs((yy - py) * np.cos(a) - (xx - px) * np.sin(a) + b * ((xx - px) ** 2 + (yy - py) ** 2) / 2)
+        dist = np.abs(
+            (yy - py) * np.cos(a) - (xx - px) * np.sin(a) + b * ((xx - px) ** 2 + (yy - py) ** 2) / 2
+        )
         image = image * (1 - 0.6 * np.clip(1.2 - dist, 0, 1))[None]
     image += rng.normal(0, 3.0, image.shape).astype(np.float32)
     rgb = np.clip(np.round(image), 0, 255).astype(np.uint8).transpose(1, 2, 0)
@@ -101,3 +107,34 @@ def generate_synthetic(
         images[i], masks[i] = _one(rng, tuple(size), num_classes)
     logger.debug("generated %d synthetic %s images of size %s", count, split, size)
     return images, masks
+
+
+def write_synthetic_folder(
+    out: str | os.PathLike[str],
+    split: str,
+    count: int,
+    size: tuple[int, int],
+    seed: int = 0,
+    num_classes: int = 2,
+) -> Path:
+    """Write a split of the synthetic data as a bring-your-own folder: ``images/<id>.png``, ``masks/<id>.png``.
+
+    Ids are :func:`synthetic_ids`, so a run's ``split.json`` finds its cases in the folder (``format: folder``).
+    Binary masks are written 0/255, multi-class masks as class indices.
+
+    Returns:
+        ``out``.
+    """
+    from PIL import Image
+
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    images, masks = generate_synthetic(split, count, tuple(size), seed, num_classes)
+    scale = 255 if num_classes == 2 else 1
+    for case_id, image, mask in zip(synthetic_ids(split, count), images, masks, strict=True):
+        Image.fromarray(image).save(out / "images" / f"{case_id}.png")
+        Image.fromarray((mask * scale).astype(np.uint8)).save(out / "masks" / f"{case_id}.png")
+    return out

@@ -1,8 +1,8 @@
 """``hlfnet demo``: the main job on a fresh install — no data, no network, a couple of minutes on two CPU cores.
 
 Trains HLF-Net with the shipped ``synthetic`` config (the paper's recipe, shortened: small images, a few
-epochs, a larger learning rate), evaluates the best weights on the synthetic test split and returns where
-everything went.
+epochs, a larger learning rate), evaluates the best weights on the synthetic test split (``hlfnet evaluate``),
+writes the HTML report (``hlfnet report``) and returns where everything went.
 """
 
 from __future__ import annotations
@@ -120,7 +120,12 @@ def run_demo(
     if run_dir is None:
         run_dir = _free_run_dir(Path(config.train.runs_dir), "demo")
     result = train(config, run_dir, overwrite=overwrite)
-    scores, count = evaluate_split(result.run_dir, config, "test")
+    # The same evaluation and report a user gets from `hlfnet evaluate` / `hlfnet report` on any run.
+    from hlfnet.evaluation import evaluate_run, write_report
+
+    evaluation = evaluate_run(result.run_dir, split="test")
+    scores, count = evaluation.summary["levels"]["network"], int(evaluation.summary["cases"])
+    report_file = write_report(result.run_dir, split="test")
     # The starting point, for contrast: train() seeded the same way before it built the network.
     L.seed_everything(config.seed, workers=True, verbose=False)
     untrained, _ = evaluate_model(create_model(config.model.name, **config.model_kwargs()), config, "val")
@@ -132,6 +137,7 @@ def run_demo(
         test_scores=scores,
         test_images=count,
         seconds=time.perf_counter() - start,
+        extra_files={"evaluation": Path(evaluation.output or ""), "report": report_file},
     )
 
 

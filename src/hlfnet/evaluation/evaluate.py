@@ -198,6 +198,25 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
+    """The synthetic split written once as PNG files (``RUN/evaluation/synthetic-data/<split>``), as a folder config.
+
+    Synthetic data lives in memory; writing it lets a synthetic run go through exactly the path of real data
+    (files in, files scored), with the same ids as the run's ``split.json``.
+    """
+    from hlfnet.data.synthetic import write_synthetic_folder
+
+    count = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[split]
+    if count < 1:
+        raise ValueError(f"{root}: the synthetic {split} split is empty")
+    folder = root / "evaluation" / "synthetic-data" / split
+    if not (folder / "masks").is_dir() or len(list((folder / "masks").iterdir())) != count:
+        write_synthetic_folder(folder, split, count, cfg.image_size, cfg.seed, cfg.num_classes)
+    changed = replace(cfg, format="folder", root=str(folder), mask_suffix=None, use_cache=False)
+    changed.validate()
+    return changed
+
+
 def evaluate_run(
     run: str | os.PathLike[str],
     split: str = "test",
@@ -245,12 +264,16 @@ def evaluate_run(
         cfg = replace(cfg, **changes)
         cfg.validate()
         predictor.cfg = cfg
-    if cfg.format == "synthetic":
-        raise ValueError(
-            f"{run}: trained on the built-in synthetic data, which has no files to score at their original size; "
-            "pass --data ROOT (and --format) to evaluate on a real data folder"
-        )
     ids = loaded.split.get(split) if (loaded.split is not None and data_root is None) else None
+    if cfg.format == "synthetic":
+        if ids is None:  # no split.json: the whole synthetic split, as training drew it
+            from hlfnet.data.synthetic import synthetic_ids
+
+            count = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[
+                split
+            ]
+            ids = synthetic_ids(split, count)
+        cfg = predictor.cfg = _synthetic_as_folder(cfg, split, loaded.root or loaded.weights.parent)
     pairs = _pairs_for(cfg, split, ids)
     if not pairs:
         raise ValueError(f"{cfg.root}: the {split} split is empty")

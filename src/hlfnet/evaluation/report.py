@@ -307,7 +307,7 @@ def write_report(
     matplotlib.use("Agg", force=False)
 
     from hlfnet.evaluation.compare import summary_path
-    from hlfnet.evaluation.evaluate import _pairs_for, evaluate_run
+    from hlfnet.evaluation.evaluate import _pairs_for, _synthetic_as_folder, evaluate_run
     from hlfnet.evaluation.predictor import Predictor
     from hlfnet.evaluation.run import load_run
 
@@ -326,6 +326,8 @@ def write_report(
         loaded, tta=False, largest_component=False, threshold=settings.get("threshold", 0.5)
     )
     cfg = predictor.cfg
+    if cfg.format == "synthetic":
+        cfg = predictor.cfg = _synthetic_as_folder(cfg, split, root)
     if summary.get("data_root") and summary["data_root"] != cfg.root:
         from dataclasses import replace
 
