@@ -89,7 +89,8 @@ class TrainConfig:
             ``fsdp``.
         precision: ``32`` (default), ``bf16-mixed`` or ``16-mixed`` (GPU only), ``64``.
         channels_last: keep weights and batches in channels-last memory format; on CPU it speeds HLF-Net
-            up by about 1.3–1.6× (``docs/benchmarks.md``), results are the same up to float rounding.
+            up by about 1.5× in inference and 1.1× in training (``docs/benchmarks.md``); same results up to
+            float rounding.
         deterministic: ask PyTorch for deterministic kernels (needed for bit-identical GPU runs; some GPU
             kernels then raise). CPU runs are reproducible without it.
         progress_bar: show Lightning's progress bar.
