@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hlfnet.cli import main
+
+
+def test_models_command_prints_every_network_with_table1_counts(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "M |" in line]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "hlfnet",
+        "hlfnet_hfe",
+        "hlfnet_lfe",
+        "unet",
+        "resunet",
+    ]
+    assert "| unet | Unet-28 | 5.94 M | 5.9 M | +0.8 % | 13.90 |" in out
+    assert "GFLOPs at 4×192×256" in out
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run(
+        [sys.executable, "-m", "hlfnet", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.startswith("hlfnet ")
