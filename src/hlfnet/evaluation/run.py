@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hlfnet.models import create_model, load_model
+from hlfnet.models.io import load_checked_state
 
 __all__ = ["LoadedRun", "load_run", "read_config", "read_split", "WEIGHTS_NAME"]
 
@@ -116,13 +117,7 @@ def _load_checkpoint(ckpt: Path, config: dict[str, Any] | None, map_location: st
             f"{ckpt}: weights do not match network {config['model']['name']!r}: keys such as "
             f"{sorted(state)[:3]} do not name its parameters such as {sorted(expected)[:3]}"
         )
-    for key, tensor in candidate.items():
-        if tensor.shape != expected[key].shape:
-            raise ValueError(
-                f"{ckpt}: weights do not match network {config['model']['name']!r}: {key} has shape "
-                f"{tuple(tensor.shape)}, the network expects {tuple(expected[key].shape)}"
-            )
-    model.load_state_dict(candidate)
+    load_checked_state(model, candidate, ckpt, repr(config["model"]["name"]))
     info = {"name": config["model"]["name"], "kwargs": model.model_kwargs}
     return model.eval(), info
 

@@ -20,7 +20,14 @@ from torch import nn
 
 from hlfnet.models.registry import create_model
 
-__all__ = ["save_model", "load_model", "model_json_path", "atomic_path", "atomic_write_bytes"]
+__all__ = [
+    "save_model",
+    "load_model",
+    "model_json_path",
+    "atomic_path",
+    "atomic_write_bytes",
+    "load_checked_state",
+]
 
 
 def model_json_path(weights: str | os.PathLike[str]) -> Path:
@@ -83,6 +90,31 @@ def save_model(
     return weights
 
 
+def load_checked_state(model: nn.Module, state: dict[str, Any], source: Any, description: str) -> None:
+    """Load ``state`` into ``model`` after checking it has exactly the network's keys and shapes.
+
+    Raises:
+        ValueError: naming ``source``, the network (``description``), and the missing/unexpected keys or the
+            first tensor whose shape differs.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: weights do not match network {description}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise ValueError(
+                f"{source}: weights do not match network {description}: {key} has shape "
+                f"{tuple(tensor.shape)}, the network expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state)
+
+
 def load_model(
     weights: str | os.PathLike[str], map_location: str = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -107,21 +139,5 @@ def load_model(
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{info_path}: not a model description ({error})") from None
     model = create_model(name, **kwargs)
-    state = load_file(str(weights), device=map_location)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{weights}: weights do not match network {name!r} {kwargs}: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-    for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise ValueError(
-                f"{weights}: weights do not match network {name!r}: {key} has shape {tuple(tensor.shape)}, "
-                f"the network expects {tuple(expected[key].shape)}"
-            )
-    model.load_state_dict(state)
+    load_checked_state(model, load_file(str(weights), device=map_location), weights, f"{name!r} {kwargs}")
     return model.eval(), info
