@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (CLIError, FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
+    except (CLIError, FileNotFoundError, FileExistsError, ValueError, KeyError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"hlfnet {args.command}: error: {message}", file=sys.stderr)
         return 2

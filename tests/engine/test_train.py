@@ -225,7 +225,7 @@ def test_channels_last_training_matches_default(tmp_path):
     weight = fast.model.encoder[1].trunk[0][0].weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     batch = {"image": torch.rand(2, 4, 32, 32), "mask": (torch.rand(2, 1, 32, 32) > 0.5).long()}
-    moved = fast.on_after_batch_transfer(dict(batch), 0)
-    assert moved["image"].is_contiguous(memory_format=torch.channels_last)
+    image = fast.batch_image(batch)
+    assert image.is_contiguous(memory_format=torch.channels_last) and not image.is_contiguous()
     with torch.no_grad():
-        torch.testing.assert_close(fast(moved["image"]), plain(batch["image"]), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast(image), plain(plain.batch_image(batch)), atol=1e-4, rtol=1e-4)

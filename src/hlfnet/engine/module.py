@@ -84,10 +84,9 @@ class SegmentationModule(L.LightningModule):
         self._train_sum = torch.zeros(2, dtype=torch.float64)  # loss * images, images
         self._val_sum = torch.zeros(2 + len(_VAL_METRICS), dtype=torch.float64)  # loss, metrics..., images
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        if self.memory_format is not torch.contiguous_format:
-            batch["image"] = batch["image"].contiguous(memory_format=self.memory_format)
-        return batch
+    def batch_image(self, batch: dict[str, Any]) -> Tensor:
+        """The batch's images in the module's memory format (channels-last when asked)."""
+        return batch["image"].contiguous(memory_format=self.memory_format)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W) -> (B, K, H, W)`` logits."""
@@ -103,7 +102,7 @@ class SegmentationModule(L.LightningModule):
         self._epoch_lr = float(optimizers[0].param_groups[0]["lr"]) if optimizers else float("nan")
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        image, mask = batch["image"], batch["mask"]
+        image, mask = self.batch_image(batch), batch["mask"]
         logits = self.model(image)
         # The loss in float32 even under mixed precision: Dice sums over many pixels.
         loss = self.loss(logits.float(), self._loss_target(mask, logits))
@@ -118,7 +117,7 @@ class SegmentationModule(L.LightningModule):
         self._val_sum = torch.zeros(2 + len(_VAL_METRICS), dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        image, mask = batch["image"], batch["mask"]
+        image, mask = self.batch_image(batch), batch["mask"]
         logits = self.model(image).float()
         losses = self.per_image_loss(logits, self._loss_target(mask, logits)).flatten(1).mean(1)
         scores = scores_from_logits(logits, mask)

@@ -80,6 +80,7 @@ def export_model(
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt == "onnx":
+            require(("onnx", "onnxscript"), "ONNX export")
             batch = torch.export.Dim("batch", min=1, max=4096)
             # the exporter reports its progress on stdout; the CLI owns the terminal
             with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
@@ -117,6 +118,17 @@ def export_model(
     return path
 
 
+def require(modules: tuple[str, ...], purpose: str) -> None:
+    """Raise a clear ``ImportError`` when an optional dependency of ``purpose`` is not installed."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"{purpose} needs {', '.join(missing)}, which is not installed: pip install 'hlfnet[export]'"
+        )
+
+
 class OnnxModel:
     """An ONNX file run by ONNX Runtime, called like the network: ``(B, C, H, W)`` tensor -> logits tensor.
 
@@ -130,6 +142,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | os.PathLike[str], threads: int = 0) -> None:
+        require(("onnxruntime",), "the ONNX backend")
         import onnxruntime as ort
 
         self.path = Path(path)
