@@ -1,6 +1,7 @@
 """Speed of every registered network against a peer (MONAI BasicUNet, 5.96 M parameters), in one process.
 
-For each network and each execution mode (fp32; channels-last; bf16 autocast; channels-last + bf16) it
+For each network: parameters, forward GFLOPs and the activation memory a training step keeps for backward
+(batch 6, fp32). For each network and each execution mode (fp32; channels-last; bf16 autocast; channels-last + bf16) it
 measures inference and training images/s at batch 6 and 4×192×256, and the achieved GFLOP/s as a fraction of
 this machine's matmul peak, measured in the same run (fp32 peak for fp32 modes, bf16 peak for bf16 modes).
 Training FLOPs are counted as 3 × forward (forward + two backward products).
@@ -48,6 +49,25 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> floa
         torch.mm(a, b)
         count += 1
     return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def activation_mib(model: nn.Module, x: torch.Tensor) -> float:
+    """MiB of tensors autograd saves for the backward pass in one training forward (the activation memory).
+
+    Counted through ``saved_tensors_hooks``, each storage once: exact and independent of machine load,
+    unlike resident-set sizes.
+    """
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x).sum()
+    return sum(seen.values()) / 2**20
 
 
 def timed(step: Callable[[], None], iters: int, warmup: int) -> float:
@@ -121,14 +141,16 @@ def main() -> None:
     lines = [
         header,
         "",
-        "| network | params | fwd GFLOPs/img | mode | infer img/s | train img/s | infer % peak | train % peak |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        "| network | params | fwd GFLOPs/img | activations MiB | mode | infer img/s | train img/s "
+        "| infer % peak | train % peak |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     print("\n".join(lines), flush=True)
     x = torch.randn(args.batch, args.in_channels, *args.size)
     for name in args.models:
         gflops = count_flops(build(name, args.in_channels), (1, args.in_channels, *args.size)) / 1e9
         params = count_parameters(build(name, args.in_channels)) / 1e6
+        memory = activation_mib(build(name, args.in_channels), x)
         for mode in args.modes:
             torch.manual_seed(0)
             model = build(name, args.in_channels)
@@ -136,7 +158,7 @@ def main() -> None:
             ref = peak["bf16" if mode.endswith("bf16") else "fp32"]
             ips_i, ips_t = args.batch / t_infer, args.batch / t_train
             row = (
-                f"| {name} | {params:.2f} M | {gflops:.2f} | {mode} | {ips_i:.2f} | {ips_t:.2f} "
+                f"| {name} | {params:.2f} M | {gflops:.2f} | {memory:.0f} | {mode} | {ips_i:.2f} | {ips_t:.2f} "
                 f"| {100 * gflops * ips_i / ref:.0f} % | {100 * 3 * gflops * ips_t / ref:.0f} % |"
             )
             lines.append(row)
