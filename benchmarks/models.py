@@ -11,6 +11,7 @@ Usage::
     python benchmarks/models.py                       # everything, 2 threads (the paper-sized default)
     python benchmarks/models.py --models hlfnet unet --modes fp32 bf16 --iters 3
     python benchmarks/models.py --markdown docs/benchmarks-models.md
+    python benchmarks/models.py --device cuda --batch 32                # on a GPU (bf16 autocast on CUDA)
 """
 
 from __future__ import annotations
@@ -40,14 +41,23 @@ def build(name: str, in_channels: int) -> nn.Module:
     return create_model(name, in_channels=in_channels, out_channels=1)
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0, device: str = "cpu") -> float:
     """Achieved GFLOP/s of a large square matmul: the practical peak of this machine for ``dtype``."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    if device.startswith("cuda"):
+        n *= 4  # a GPU needs a larger product to reach its peak
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     torch.mm(a, b)
+    sync(device)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         torch.mm(a, b)
         count += 1
+        sync(device)
     return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
 
 
@@ -70,14 +80,16 @@ def activation_mib(model: nn.Module, x: torch.Tensor) -> float:
     return sum(seen.values()) / 2**20
 
 
-def timed(step: Callable[[], None], iters: int, warmup: int) -> float:
+def timed(step: Callable[[], None], iters: int, warmup: int, device: str = "cpu") -> float:
     """Fastest of ``iters`` timed calls: the least disturbed by other load on a shared machine."""
     for _ in range(warmup):
         step()
+    sync(device)
     times = []
     for _ in range(iters):
         start = time.perf_counter()
         step()
+        sync(device)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -89,8 +101,9 @@ def measure(model: nn.Module, mode: str, x: torch.Tensor, iters: int, warmup: in
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    target = (torch.rand(x.shape[0], 1, *x.shape[2:]) > 0.5).float()
+    device = x.device.type
+    autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    target = (torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) > 0.5).float()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def infer() -> None:
@@ -105,9 +118,9 @@ def measure(model: nn.Module, mode: str, x: torch.Tensor, iters: int, warmup: in
         optimizer.step()
 
     model.eval()
-    t_infer = timed(infer, iters, warmup)
+    t_infer = timed(infer, iters, warmup, device)
     model.train()
-    t_train = timed(train, iters, warmup)
+    t_train = timed(train, iters, warmup, device)
     return t_infer, t_train
 
 
@@ -123,6 +136,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -132,9 +146,16 @@ def main() -> None:
     dtypes = {"fp32": torch.float32}
     if any(m.endswith("bf16") for m in args.modes):
         dtypes["bf16"] = torch.bfloat16
-    peak = {k: max(matmul_peak(d, seconds=0.7) for _ in range(3)) for k, d in dtypes.items()}
+    peak = {
+        k: max(matmul_peak(d, seconds=0.7, device=args.device) for _ in range(3)) for k, d in dtypes.items()
+    }
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"{args.threads} threads"
+    )
     header = (
-        f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, input "
+        f"torch {torch.__version__}, {where}, batch {args.batch}, input "
         f"{args.in_channels}×{args.size[0]}×{args.size[1]}; matmul peak: "
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items())
     )
@@ -146,14 +167,14 @@ def main() -> None:
         "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     print("\n".join(lines), flush=True)
-    x = torch.randn(args.batch, args.in_channels, *args.size)
+    x = torch.randn(args.batch, args.in_channels, *args.size, device=args.device)
     for name in args.models:
         gflops = count_flops(build(name, args.in_channels), (1, args.in_channels, *args.size)) / 1e9
         params = count_parameters(build(name, args.in_channels)) / 1e6
-        memory = activation_mib(build(name, args.in_channels), x)
+        memory = activation_mib(build(name, args.in_channels).to(args.device), x)
         for mode in args.modes:
             torch.manual_seed(0)
-            model = build(name, args.in_channels)
+            model = build(name, args.in_channels).to(args.device)
             t_infer, t_train = measure(model, mode, x.clone(), args.iters, args.warmup)
             ref = peak["bf16" if mode.endswith("bf16") else "fp32"]
             ips_i, ips_t = args.batch / t_infer, args.batch / t_train
