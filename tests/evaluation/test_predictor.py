@@ -229,3 +229,21 @@ def test_3d_network_is_refused() -> None:
     model = create_model("unet", in_channels=1, spatial_dims=3, base_channels=4, depth=1)
     with pytest.raises(ValueError, match="2-D networks.*spatial_dims=3"):
         Predictor(model, {"format": "synthetic", "image_size": [16, 16]})
+
+
+def test_channels_last_and_bf16_predict_like_float32(tiny_run: Path) -> None:
+    image = (np.random.default_rng(0).random((40, 52, 3)) * 255).astype(np.uint8)
+    reference = Predictor.from_path(tiny_run, workers=0).predict_image(image, keep_probabilities=True)
+    fast = Predictor.from_path(tiny_run, workers=0, channels_last=True)
+    assert any(
+        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in fast.model.parameters()
+    )
+    same = fast.predict_image(image, keep_probabilities=True)
+    np.testing.assert_allclose(same.probabilities, reference.probabilities, atol=1e-5)
+    half = Predictor.from_path(tiny_run, workers=0, channels_last=True, bf16=True)
+    approx = half.predict_image(image, keep_probabilities=True)
+    np.testing.assert_allclose(approx.probabilities, reference.probabilities, atol=5e-2)
+    assert (approx.mask == reference.mask).mean() > 0.95
+    with pytest.raises(ValueError, match="not to an exported model"):
+        Predictor(lambda x: x, {"format": "synthetic"}, in_channels=4, out_channels=1, bf16=True)

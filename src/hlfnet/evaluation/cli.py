@@ -29,6 +29,12 @@ def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
         help="onnx: run RUN/export/model.onnx in ONNX Runtime",
     )
     group.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1...)")
+    group.add_argument(
+        "--channels-last", action="store_true", help="channels-last memory format (CPU: ~1.5x faster HLF-Net)"
+    )
+    group.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast (CPU with avx512_bf16 or GPU: ~2x faster)"
+    )
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,6 +45,8 @@ def _predictor_options(args: argparse.Namespace) -> dict:
         "largest_component": args.largest_component,
         "threshold": args.threshold,
         "device": args.device,
+        "channels_last": args.channels_last,
+        "bf16": args.bf16,
         "progress": not args.no_progress and sys.stderr.isatty(),
     }
 
