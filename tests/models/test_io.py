@@ -56,7 +56,7 @@ def test_written_files_have_normal_permissions(tmp_path):
 
 
 def test_atomic_write_leaves_the_old_file_on_error(tmp_path):
-    from hlfnet.models.io import atomic_path
+    from hlfnet.atomic import atomic_path
 
     target = tmp_path / "x.txt"
     target.write_text("old")

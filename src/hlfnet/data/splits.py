@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from hlfnet.atomic import atomic_write_bytes
 from hlfnet.data.config import SPLITS, DataConfig
 from hlfnet.data.layouts import Discovered, Pair, discover
 from hlfnet.data.synthetic import synthetic_ids
@@ -26,16 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON through a temporary file and ``os.replace`` so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON atomically (:func:`hlfnet.atomic.atomic_write_bytes`)."""
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
 def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:

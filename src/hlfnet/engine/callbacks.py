@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from hlfnet.atomic import atomic_write_bytes
 from hlfnet.data import DataConfig
 from hlfnet.engine.module import EPOCH_COLUMNS, SegmentationModule
-from hlfnet.models.io import atomic_write_bytes, save_model
+from hlfnet.models.io import save_model
 
 __all__ = [
     "AtomicCheckpointIO",
-    "write_atomic",
     "RandomStateCallback",
     "RunRecorder",
     "plot_curves",
@@ -45,12 +45,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-# One atomic writer for the whole package (temp file, fsync, rename, normal permissions).
-write_atomic = atomic_write_bytes
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` into memory, then :func:`write_atomic` (temp file, fsync, rename)."""
+    """``torch.save`` into memory, then :func:`hlfnet.atomic.atomic_write_bytes` (temp file, fsync, rename)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -59,7 +55,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        write_atomic(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
 
 
 class RandomStateCallback(L.Callback):
@@ -108,7 +104,7 @@ def write_metrics_csv(path: str | Path, rows: list[dict[str, float]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (int(row[k]) if k == "epoch" else repr(float(row[k]))) for k in EPOCH_COLUMNS})
-    write_atomic(path, text.getvalue().encode())
+    atomic_write_bytes(path, text.getvalue().encode())
 
 
 def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
@@ -161,7 +157,7 @@ def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    write_atomic(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class RunRecorder(L.Callback):

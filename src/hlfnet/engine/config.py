@@ -480,7 +480,7 @@ def _plain(value: Any) -> Any:
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    from hlfnet.engine.callbacks import write_atomic
+    from hlfnet.atomic import atomic_write_bytes
 
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    write_atomic(path, text.encode())
+    atomic_write_bytes(path, text.encode())

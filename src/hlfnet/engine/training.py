@@ -33,6 +33,7 @@ import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from hlfnet.atomic import atomic_write_bytes
 from hlfnet.data import resolve_split
 from hlfnet.engine.callbacks import (
     AtomicCheckpointIO,
@@ -40,7 +41,6 @@ from hlfnet.engine.callbacks import (
     RunRecorder,
     global_rank_from_env,
     read_metrics_csv,
-    write_atomic,
 )
 from hlfnet.engine.config import ExperimentConfig, read_yaml, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
@@ -336,7 +336,7 @@ def train(
     if is_launcher and not resume:
         save_config(config, run_dir / CONFIG_FILE)
         split = resolve_split(config.data)
-        write_atomic(run_dir / SPLIT_FILE, json.dumps(split, indent=1).encode())
+        atomic_write_bytes(run_dir / SPLIT_FILE, json.dumps(split, indent=1).encode())
         log.info(
             "run %s: %s on %s (%s), %d train / %d val images",
             run_dir,

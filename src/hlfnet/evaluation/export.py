@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hlfnet.models.io import atomic_write_bytes
+from hlfnet.atomic import atomic_path, atomic_write_bytes
 
 __all__ = ["EXPORT_FORMATS", "export_model", "export_run", "OnnxModel", "exported_json_path", "load_exported"]
 
@@ -77,8 +77,7 @@ def export_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     example = torch.rand(2, model.in_channels, *(int(s) for s in input_size))
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "onnx":
             require(("onnx", "onnxscript"), "ONNX export")
             batch = torch.export.Dim("batch", min=1, max=4096)
@@ -102,9 +101,6 @@ def export_model(
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, example, check_trace=False)
             torch.jit.save(traced, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     description = {
         **(info or {}),
         "format": fmt,

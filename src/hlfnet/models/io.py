@@ -9,63 +9,25 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from hlfnet.atomic import atomic_path, atomic_write_bytes
 from hlfnet.models.registry import create_model
 
 __all__ = [
     "save_model",
     "load_model",
     "model_json_path",
-    "atomic_path",
-    "atomic_write_bytes",
     "load_checked_state",
 ]
 
 
 def model_json_path(weights: str | os.PathLike[str]) -> Path:
     return Path(weights).with_suffix(".json")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
-
-    The temporary file is fsynced and gets the permissions a plain ``open()`` would give (``mkstemp`` makes
-    files owner-only); on any error it is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader (or a resume after a crash) never sees a partial file."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def save_model(
