@@ -2,22 +2,86 @@
 
 Each area registers its own sub-commands (``hlfnet.<area>.cli.register``); handlers import heavy modules
 lazily so that ``hlfnet --help`` stays fast.
+
+Error policy (``docs/safety.md``): a user or environment error — :class:`hlfnet.errors.UserError`, the
+``ValueError`` / ``FileNotFoundError`` / ``KeyError`` hlfnet raises on purpose, an operating-system error such
+as a read-only or full disk, a missing GPU — is one line on stderr naming the file or key, exit status 2.
+Anything else is a bug: its traceback and how to report it, exit status 1. ``hlfnet -v`` shows the traceback
+of everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from hlfnet import __version__
+from hlfnet.errors import UserError
 
-AREAS = ("hlfnet.models.cli", "hlfnet.data.cli", "hlfnet.engine.cli", "hlfnet.evaluation.cli")
+AREAS = ("hlfnet.models.cli", "hlfnet.data.cli", "hlfnet.engine.cli", "hlfnet.evaluation.cli", "hlfnet.pretrained.cli")
 
 
-class CLIError(Exception):
+#: What to do about an operating-system error, by errno.
+_OS_ADVICE = {
+    errno.EROFS: "read-only file system: choose a writable output, run or cache folder",
+    errno.ENOSPC: "no space left on device: free some space or choose a folder on another disk",
+    errno.EDQUOT: "disk quota exceeded: free some space or choose a folder on another disk",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: fix the path",
+    errno.EISDIR: "is a folder: give the path of a file",
+    errno.EACCES: "permission denied: choose a folder you may write, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose a folder you may write, or fix its permissions",
+    errno.ENOENT: "no such file or folder",
+    errno.EEXIST: "already exists",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
+    errno.ENOMEM: "out of memory: lower data.image_size or train.batch_size",
+}
+
+
+class CLIError(UserError):
     """An error to show the user as one line (no traceback), exit status 2."""
+
+
+def _raised_by_hlfnet(error: BaseException) -> bool:
+    """True when the innermost frame of the traceback is hlfnet's own code (a deliberate ``raise``)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    tb = error.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and os.path.abspath(last.tb_frame.f_code.co_filename).startswith(package + os.sep)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one-line message of a user or environment error, or ``None`` for a bug (keep the traceback)."""
+    os_error = isinstance(error, OSError) and not isinstance(error, (FileNotFoundError, FileExistsError))
+    if os_error and (error.errno in _OS_ADVICE or isinstance(error, PermissionError)):
+        where = error.filename or ""
+        advice = _OS_ADVICE.get(error.errno, "permission denied")
+        detail = "" if error.strerror is None else f" ({error.strerror})"
+        return f"{where}: {advice}{detail}" if where else f"{advice}{detail}: {error}"
+    if isinstance(error, MemoryError):
+        return (
+            "out of memory: lower data.image_size or train.batch_size, or predict with a smaller --batch-size"
+        )
+    if type(error).__name__ == "DecompressionBombError":  # PIL, if it escaped a reader
+        return f"{error}; see docs/safety.md (HLFNET_MAX_IMAGE_PIXELS)"
+    deliberate = (UserError, FileNotFoundError, FileExistsError, ImportError, ValueError, KeyError)
+    if isinstance(error, UserError) or (
+        isinstance(error, (FileNotFoundError, FileExistsError, ImportError)) and error.args
+    ):
+        pass
+    elif not (isinstance(error, deliberate) and _raised_by_hlfnet(error)):
+        return None
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(message).split()) or type(error).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (CLIError, FileNotFoundError, FileExistsError, ValueError, KeyError, ImportError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    except KeyboardInterrupt:
+        print(f"hlfnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = user_message(error)
+        if args.verbose or message is None:
+            traceback.print_exc()
+        if message is None:
+            print(
+                f"hlfnet {args.command}: internal error ({type(error).__name__}): this is a bug in hlfnet "
+                f"{__version__}; please report it on the project's issue tracker with the command you ran, "
+                "`hlfnet --version` and the traceback above",
+                file=sys.stderr,
+            )
+            return 1
         print(f"hlfnet {args.command}: error: {message}", file=sys.stderr)
         return 2
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hlfnet.data.config import DataConfig
-from hlfnet.data.io import load_label_volume, load_volume, read_image, read_mask
+from hlfnet.data.io import _pil_header, load_label_volume, load_volume, npy_header, read_image, read_mask
 from hlfnet.data.layouts import Pair
 from hlfnet.data.preprocess import (
     _slice_ornt,
@@ -39,7 +39,7 @@ from hlfnet.data.preprocess import (
     volume_to_slices,
 )
 
-__all__ = ["CACHE_VERSION", "ArrayStore", "cache_key", "load_or_build", "native_channels"]
+__all__ = ["CACHE_VERSION", "ArrayStore", "cache_key", "load_or_build", "native_channels", "uniform_channels"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,23 +98,48 @@ def native_channels(cfg: DataConfig, pair: Pair) -> int:
     if cfg.is_volume:
         import nibabel as nib
 
-        shape = nib.load(str(pair.image)).shape
+        try:
+            shape = nib.load(str(pair.image)).shape
+        except Exception as error:  # nibabel raises many types for broken files
+            raise ValueError(f"{pair.image}: unreadable NIfTI ({type(error).__name__}: {error})") from None
         return int(shape[3]) if len(shape) == 4 else 1
     if pair.image.suffix.lower() == ".npy":
-        shape = np.load(pair.image, mmap_mode="r", allow_pickle=False).shape
+        shape, _ = npy_header(pair.image)
         return int(shape[2]) if len(shape) == 3 else 1
-    from PIL import Image
+    with _pil_header(pair.image) as img:
+        return 1 if img.mode in ("1", "L", "LA", "F") or img.mode.startswith("I") else 3
 
-    try:
-        with Image.open(pair.image) as img:
-            return 1 if img.mode in ("1", "L", "LA", "F") or img.mode.startswith("I") else 3
-    except OSError as error:
-        raise ValueError(f"{pair.image}: unreadable image ({error})") from error
+
+def uniform_channels(cfg: DataConfig, pairs: list[Pair]) -> int | None:
+    """The one native channel count of ``pairs`` (headers only), ``None`` for no pairs.
+
+    Raises:
+        ValueError: the sources mix channel counts (grey and colour images in one data set), naming an example
+            of each; converting them, or setting ``data.in_channels``, resolves it.
+    """
+    if not pairs:
+        return None
+    if (cfg.in_channels is not None or cfg.format in ("isic2017", "synthetic")) and not cfg.is_volume:
+        return native_channels(cfg, pairs[0])  # every image is converted to the model's channels
+    found: dict[int, list[Path]] = {}
+    for pair in pairs:
+        try:
+            channels = native_channels(cfg, pair)
+        except (FileNotFoundError, ValueError):
+            continue  # decoding the pair reports it (or skips it with skip_bad)
+        found.setdefault(channels, []).append(pair.image)
+    if len(found) > 1:
+        kinds = "; ".join(f"{c} channel(s) ×{len(p)} (e.g. {p[0]})" for c, p in sorted(found.items()))
+        raise ValueError(
+            f"data.root {cfg.root}: images with different channel counts: {kinds}; convert them to one kind, "
+            "or set data.in_channels (4 = RGB + grey takes both grey and colour images)"
+        )
+    return next(iter(found)) if found else None
 
 
 def _eight_bit(pair: Pair) -> bool:
     if pair.image.suffix.lower() == ".npy":
-        return np.load(pair.image, mmap_mode="r", allow_pickle=False).dtype in (np.uint8, np.bool_)
+        return npy_header(pair.image)[1] in (np.uint8, np.bool_)
     from PIL import Image
 
     try:
@@ -233,7 +258,7 @@ def load_or_build(
     Raises:
         FileNotFoundError, ValueError: a bad source file (unless ``skip_bad``), named in the message.
     """
-    in_channels = resolve_in_channels(cfg, native_channels(cfg, pairs[0]) if pairs else None)
+    in_channels = resolve_in_channels(cfg, uniform_channels(cfg, pairs))
     if not cfg.use_cache:
         return _build(cfg, pairs, in_channels, None, progress)
     key = cache_key(cfg, split, pairs, in_channels)

@@ -107,7 +107,10 @@ def check_dataset(
     pairs = found.all_pairs()
     report.pairs = len(pairs)
     todo = pairs if limit is None else pairs[:limit]
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1 (pairs to decode), got {limit}")
     sizes, channels, raw_values, counts = Counter(), Counter(), set(), np.zeros(num_classes, np.int64)
+    examples: dict[int, Path] = {}
     for n, pair in enumerate(todo):
         try:
             if cfg.is_volume:
@@ -128,12 +131,19 @@ def check_dataset(
                     )
                 sizes[f"{image.shape[1]}×{image.shape[0]}"] += 1
                 channels[f"{image.shape[2]} ({image.dtype})"] += 1
+                examples.setdefault(image.shape[2], pair.image)
             counts += np.bincount(labels.ravel(), minlength=num_classes)[:num_classes]
-        except (FileNotFoundError, ValueError) as error:
+        except (FileNotFoundError, ValueError, OSError) as error:
             report.problems.append(str(error))
         report.checked = n + 1
         if progress is not None:
             progress(n + 1, len(todo))
+    if len(examples) > 1:
+        report.problems.append(
+            "images with different channel counts: "
+            + ", ".join(f"{c} (e.g. {p})" for c, p in sorted(examples.items()))
+            + "; training refuses them unless data.in_channels is set (4 = RGB + grey takes grey and colour)"
+        )
     report.sizes = dict(sizes.most_common())
     report.channels = dict(channels.most_common())
     report.label_values = sorted(int(v) for v in raw_values)

@@ -33,9 +33,16 @@ def default_cache_root() -> Path:
 def _pair(value: Any, name: str, kind: type) -> tuple:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(f"DataConfig.{name} must be a pair [a, b], got {value!r}")
+    if kind is int and any(
+        isinstance(v, bool)
+        or not isinstance(v, (int, float, str))
+        or (isinstance(v, float) and not v.is_integer())
+        for v in value
+    ):
+        raise ValueError(f"DataConfig.{name} must hold two integers, got {value!r}")
     try:
         return tuple(kind(v) for v in value)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"DataConfig.{name} must hold two {kind.__name__} values, got {value!r}") from error
 
 
@@ -129,6 +136,9 @@ class DataConfig:
         self.image_size = _pair(self.image_size, "image_size", int)
         if min(self.image_size) < 8:
             raise ValueError(f"DataConfig.image_size must be at least 8×8, got {self.image_size}")
+        from hlfnet.limits import check_image_pixels
+
+        check_image_pixels(self.image_size, f"DataConfig.image_size {list(self.image_size)}")
         if (
             not isinstance(self.num_classes, int)
             or isinstance(self.num_classes, bool)
@@ -143,8 +153,8 @@ class DataConfig:
             raise ValueError(
                 f"DataConfig.in_channels must be None or an integer ≥ 1, got {self.in_channels!r}"
             )
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"DataConfig.seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"DataConfig.seed must be an integer in [0, 2**32), got {self.seed!r}")
         if self.split_fractions is not None:
             fr = self.split_fractions
             if not isinstance(fr, (list, tuple)) or len(fr) != 3:
@@ -223,15 +233,10 @@ class DataConfig:
             FileNotFoundError: missing file.
             ValueError: unparsable file, unknown keys or bad values (naming the file).
         """
-        import yaml
+        from hlfnet.limits import safe_yaml_load
 
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"{path}: not valid YAML/JSON ({error})") from error
+        data = safe_yaml_load(path) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of DataConfig fields, got {type(data).__name__}")
         if isinstance(data.get("data"), dict):

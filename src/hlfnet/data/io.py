@@ -22,6 +22,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hlfnet.errors import ResourceLimitError, UserError
+from hlfnet.limits import LIMITS, check_image_pixels, check_volume_voxels, limit
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "NIFTI_SUFFIXES",
@@ -57,17 +60,47 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
-def _open_pil(path: Path):
+def _pil_bomb(path: Path, error: Exception) -> ResourceLimitError:
+    variable = LIMITS["image_pixels"][0]
+    return ResourceLimitError(
+        f"{path}: image too large to decode ({error}); limit {limit('image_pixels'):,} pixels, raise it with "
+        f"{variable} if the machine has the memory (docs/safety.md)"
+    )
+
+
+def _pil_header(path: Path):
+    """``Image.open`` (header only) with the pixel limit checked before any decoding."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():
+            # hlfnet's own limit (HLFNET_MAX_IMAGE_PIXELS) decides, with a one-line error, not PIL's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max(limit("image_pixels"), Image.MAX_IMAGE_PIXELS or 0)
+            img = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise _pil_bomb(path, error) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable or truncated image ({error})") from error
+    check_image_pixels((img.size[1], img.size[0]), path)
+    return img
+
+
+def _open_pil(path: Path):
+    from PIL import Image
+
+    img = _pil_header(path)
+    try:
         if getattr(img, "n_frames", 1) > 1:
             raise ValueError(f"{path}: multi-frame image ({img.n_frames} frames); save one image per file")
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except Image.DecompressionBombError as error:
+        raise _pil_bomb(path, error) from None
+    except (OSError, SyntaxError, EOFError) as error:
         raise ValueError(f"{path}: unreadable or truncated image ({error})") from error
     return img
 
@@ -82,7 +115,37 @@ def _minmax(array: np.ndarray, path: Path) -> np.ndarray:
     return (array - low) / (high - low)
 
 
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a ``.npy`` file from its header alone, checked against the file's size."""
+    from numpy.lib import format as npy_format
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with path.open("rb") as handle:
+            version = npy_format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = npy_format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = npy_format.read_array_header_2_0(handle)
+            offset = handle.tell()
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{path}: unreadable or truncated .npy array ({error})") from error
+    if dtype.hasobject:
+        raise ValueError(f"{path}: .npy array of Python objects; only numeric arrays are read (no pickle)")
+    needed = (
+        offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if all(s >= 0 for s in shape) else -1
+    )
+    if needed < 0 or path.stat().st_size < needed:
+        raise ValueError(f"{path}: truncated .npy array (header says shape {tuple(shape)} {dtype})")
+    return tuple(int(s) for s in shape), dtype
+
+
 def _load_npy(path: Path) -> np.ndarray:
+    shape, _ = npy_header(path)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"{path}: .npy image must be (H, W) or (H, W, C), got shape {shape}")
+    check_image_pixels(shape, path)
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
@@ -139,15 +202,13 @@ def image_size_of(path: str | Path) -> tuple[int, int]:
     """``(H, W)`` of an image file, reading only its header (whole array for ``.npy``)."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        shape, _ = npy_header(path)
+        if len(shape) not in (2, 3):
+            raise ValueError(f"{path}: .npy image must be (H, W) or (H, W, C), got shape {shape}")
+        check_image_pixels(shape, path)
         return int(shape[0]), int(shape[1])
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return img.size[1], img.size[0]
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: unreadable image ({error})") from error
+    with _pil_header(path) as img:
+        return img.size[1], img.size[0]
 
 
 def _raw_mask(path: Path) -> np.ndarray:
@@ -255,9 +316,23 @@ def _load_nifti(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
+        shape = tuple(int(s) for s in img.shape)
     except Exception as error:  # nibabel raises many types for broken files
         raise ValueError(f"{path}: unreadable NIfTI ({type(error).__name__}: {error})") from error
+    if len(shape) < 3:
+        raise UserError(
+            f"{path}: NIfTI of shape {shape} is not a volume; give 3-D (X, Y, Z) or 4-D (X, Y, Z, C) data "
+            "(2-D images go in PNG/TIFF/.npy folders, format: folder)"
+        )
+    check_volume_voxels(shape, path)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(float(np.linalg.det(affine[:3, :3]))) < 1e-12:
+        raise UserError(
+            f"{path}: the NIfTI affine is singular or not finite (all zero?): the file has no usable geometry; "
+            "fix its qform/sform (e.g. nibabel's img.set_qform)"
+        )
+    return img
 
 
 def _nifti_data(img, path: Path) -> np.ndarray:

@@ -68,17 +68,18 @@ def resolve_in_channels(cfg: DataConfig, native_channels: int | None = None) -> 
 
 
 def _first_source_channels(cfg: DataConfig) -> int | None:
-    from hlfnet.data.cache import native_channels
+    from hlfnet.data.cache import uniform_channels
     from hlfnet.data.layouts import discover
 
     try:
         pairs = discover(cfg).all_pairs()
-        return native_channels(cfg, pairs[0]) if pairs else None
     except (FileNotFoundError, ValueError) as error:
         logger.warning(
             "cannot read the channel count from the data (%s); assuming the %s default", error, cfg.format
         )
         return None
+    # every source's header: a data set mixing grey and colour is refused here, before any run folder exists
+    return uniform_channels(cfg, pairs)
 
 
 def resize_image(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,202 @@
+"""Resource limits, checked from headers and settings *before* anything large is allocated.
+
+Each limit has a default a user would accept and an environment variable to change it; a refusal names the
+limit and the variable (``docs/safety.md``).
+
+=========================  ==============================  =======================================================
+limit                      default                         environment variable
+=========================  ==============================  =======================================================
+pixels per 2-D image       100 000 000 (100 MP)            ``HLFNET_MAX_IMAGE_PIXELS``
+voxels per volume          536 870 912 (512 Mi voxels)     ``HLFNET_MAX_VOLUME_VOXELS``
+YAML file size             1 MiB                           ``HLFNET_MAX_YAML_BYTES``
+YAML aliases per file      100                             ``HLFNET_MAX_YAML_ALIASES``
+network parameters         500 000 000 (estimated)         ``HLFNET_MAX_PARAMETERS``
+training activations       the memory available now        ``HLFNET_MAX_ACTIVATION_BYTES`` (``0``: no check)
+=========================  ==============================  =======================================================
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hlfnet.errors import ResourceLimitError, UserError
+
+__all__ = [
+    "LIMITS",
+    "check_image_pixels",
+    "check_volume_voxels",
+    "check_network_size",
+    "check_training_memory",
+    "estimate_parameters",
+    "limit",
+    "safe_yaml_load",
+]
+
+#: name -> (environment variable, default, what it limits)
+LIMITS: dict[str, tuple[str, int, str]] = {
+    "image_pixels": ("HLFNET_MAX_IMAGE_PIXELS", 100_000_000, "pixels per image"),
+    "volume_voxels": ("HLFNET_MAX_VOLUME_VOXELS", 512 * 2**20, "voxels per volume"),
+    "yaml_bytes": ("HLFNET_MAX_YAML_BYTES", 2**20, "bytes per YAML file"),
+    "yaml_aliases": ("HLFNET_MAX_YAML_ALIASES", 100, "aliases per YAML file"),
+    "parameters": ("HLFNET_MAX_PARAMETERS", 500_000_000, "network parameters"),
+}
+
+#: Bytes a training forward keeps for backward per input pixel and per unit of ``base_channels`` (HLF-Net,
+#: the heaviest network: 1166 MiB at batch 6, 192×256, base 16; docs/benchmarks.md), with a margin.
+ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 300
+
+
+def limit(name: str) -> int:
+    """The current value of a limit (its environment variable, else its default).
+
+    Raises:
+        UserError: the environment variable is not a positive integer.
+    """
+    variable, default, _ = LIMITS[name]
+    text = os.environ.get(variable)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise UserError(f"environment variable {variable}={text!r} must be a positive integer") from None
+    if value < 1:
+        raise UserError(f"environment variable {variable}={text!r} must be a positive integer")
+    return value
+
+
+def _refuse(name: str, what: str, amount: int) -> ResourceLimitError:
+    variable, _, description = LIMITS[name]
+    return ResourceLimitError(
+        f"{what}: {amount:,} {description}, above the limit of {limit(name):,}; if this is intended and the "
+        f"machine has the memory, raise it with {variable}={amount} (docs/safety.md)"
+    )
+
+
+def check_image_pixels(shape: tuple[int, ...], source: Any) -> None:
+    """Refuse a 2-D image whose header announces more than ``HLFNET_MAX_IMAGE_PIXELS`` pixels, or none.
+
+    Args:
+        shape: ``(H, W)`` or ``(H, W, C)`` as read from the header.
+        source: the file, named in the error.
+    """
+    if len(shape) < 2 or min(shape[:2]) < 1:
+        raise UserError(f"{source}: empty image (shape {tuple(shape)})")
+    pixels = int(shape[0]) * int(shape[1])
+    if pixels > limit("image_pixels"):
+        raise _refuse("image_pixels", f"{source}: image of {shape[1]}×{shape[0]} pixels", pixels)
+
+
+def check_volume_voxels(shape: tuple[int, ...], source: Any) -> None:
+    """Refuse a volume whose header announces more than ``HLFNET_MAX_VOLUME_VOXELS`` voxels, or none."""
+    if any(int(s) < 1 for s in shape):
+        raise UserError(f"{source}: empty volume (shape {tuple(shape)})")
+    voxels = math.prod(int(s) for s in shape)
+    if voxels > limit("volume_voxels"):
+        raise _refuse("volume_voxels", f"{source}: volume of shape {tuple(shape)}", voxels)
+
+
+def safe_yaml_load(path: str | os.PathLike[str]) -> Any:
+    """``yaml.safe_load`` of a file after checking its size and counting its aliases (no "billion laughs").
+
+    Raises:
+        FileNotFoundError: no such file.
+        ResourceLimitError: the file is larger than ``HLFNET_MAX_YAML_BYTES`` or has more aliases than
+            ``HLFNET_MAX_YAML_ALIASES``.
+        ValueError: not valid YAML (names the file).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    size = path.stat().st_size
+    if size > limit("yaml_bytes"):
+        raise _refuse("yaml_bytes", f"{path}: YAML file", size)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not a text file ({error})") from None
+    try:
+        aliases = sum(
+            isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)
+        )
+        if aliases > limit("yaml_aliases"):
+            raise _refuse("yaml_aliases", f"{path}: YAML file", aliases)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+
+
+def estimate_parameters(base_channels: int, depth: int) -> int:
+    """A generous estimate of the parameters of an :class:`~hlfnet.models.EncoderDecoderNet` (the real count is
+    about 0.7× of it for the paper's networks); exact enough to refuse absurd sizes before building them."""
+    return 40 * (int(base_channels) * 2 ** int(depth)) ** 2
+
+
+def check_network_size(kwargs: dict[str, Any], key_prefix: str = "model.") -> None:
+    """Refuse network settings whose estimated parameter count exceeds ``HLFNET_MAX_PARAMETERS``."""
+    base = kwargs.get("base_channels", 16)
+    depth = kwargs.get("depth", 4)
+    for key, value, top in (("base_channels", base, 4096), ("depth", depth, 16)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise UserError(f"config key '{key_prefix}{key}' must be an integer in [1, {top}], got {value!r}")
+    estimate = estimate_parameters(base, depth)
+    if estimate > limit("parameters"):
+        raise _refuse(
+            "parameters",
+            f"config keys '{key_prefix}base_channels'={base}, '{key_prefix}depth'={depth}: network of about",
+            estimate,
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` of ``/proc/meminfo``), or ``None`` when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_training_memory(batch_size: int, image_size: tuple[int, int], kwargs: dict[str, Any]) -> None:
+    """Refuse a CPU training whose activations alone would not fit in the memory available now.
+
+    The limit is ``HLFNET_MAX_ACTIVATION_BYTES`` when set (``0`` turns the check off), else ``MemAvailable``.
+    """
+    text = os.environ.get("HLFNET_MAX_ACTIVATION_BYTES")
+    if text is not None and text.strip():
+        try:
+            budget: int | None = int(float(text))
+        except ValueError:
+            raise UserError(
+                f"environment variable HLFNET_MAX_ACTIVATION_BYTES={text!r} must be an integer"
+            ) from None
+        if budget == 0:
+            return
+    else:
+        budget = available_memory()
+    if budget is None:
+        return
+    depth = int(kwargs.get("depth", 4))
+    multiple = 2**depth
+    height, width = (math.ceil(s / multiple) * multiple for s in image_size)
+    needed = (
+        ACTIVATION_BYTES_PER_PIXEL_CHANNEL
+        * batch_size
+        * height
+        * width
+        * int(kwargs.get("base_channels", 16))
+    )
+    if needed > budget:
+        raise ResourceLimitError(
+            f"config keys 'train.batch_size'={batch_size}, 'data.image_size'={list(image_size)}, "
+            f"'model.base_channels'={kwargs.get('base_channels', 16)}: training would keep about "
+            f"{needed / 2**30:.1f} GiB of activations but {budget / 2**30:.1f} GiB are available; lower them, or "
+            "set HLFNET_MAX_ACTIVATION_BYTES (0 turns this check off; docs/safety.md)"
+        )
