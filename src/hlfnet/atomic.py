@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,7 @@ __all__ = [
     "clean_temporaries",
     "clear_owned",
     "foreign_entries",
+    "is_temporary",
     "owned_entries",
     "read_marker",
     "record_outputs",
@@ -96,7 +98,9 @@ def check_target(path: str | os.PathLike[str], root: str | os.PathLike[str] | No
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, suffix: str = ""
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
     The temporary file is fsynced and gets the permissions a plain ``open()`` would give (``mkstemp`` makes
@@ -105,13 +109,15 @@ def atomic_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | Non
     Args:
         path: the file to write.
         root: the output folder the file must stay inside (see :func:`check_target`).
+        suffix: end of the temporary name after ``.tmp``, for writers that choose the format by the file name
+            (``".nii.gz"``).
 
     Raises:
         OutputRefused: see :func:`check_target`.
     """
     path = check_target(path, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -132,6 +138,16 @@ def atomic_write_bytes(
         tmp.write_bytes(data)
 
 
+#: ``.<name>.<8 random characters>.tmp[suffix]``: what :func:`atomic_path` (``mkstemp``) and the cache's
+#: ``mkdtemp`` name their temporaries.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9.]+)?$")
+
+
+def is_temporary(name: str) -> bool:
+    """True for the name of a temporary file hlfnet writes before renaming it into place."""
+    return bool(_TEMPORARY.match(name))
+
+
 def clean_temporaries(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
     """Remove the temporaries (``.<name>.*.tmp``) a killed hlfnet left in ``folder``; returns what went.
 
@@ -143,7 +159,7 @@ def clean_temporaries(folder: str | os.PathLike[str], recursive: bool = False) -
     if not folder.is_dir() or folder.is_symlink():
         return removed
     for entry in list(folder.iterdir()):
-        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+        if is_temporary(entry.name):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -195,6 +211,7 @@ def claim_outputs(
     overwrite: bool,
     legacy: Iterable[str] = (),
     hint: str = "pass --overwrite to replace them",
+    what: str = "hlfnet outputs",
 ) -> list[str]:
     """Check that the files ``names`` may be written into ``folder``; returns those that already exist.
 
@@ -219,10 +236,9 @@ def claim_outputs(
             "--overwrite (move it away or choose another output folder)"
         )
     if not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise FileExistsError(
-            f"{folder}: already holds {existing[0]}"
-            f"{f' and {len(existing) - 1} more' if len(existing) > 1 else ''}; {hint}, or choose another "
-            "output folder"
+            f"{folder}: already holds {what} (e.g. {existing[0]}{more}); {hint}, or choose another output folder"
         )
     return existing
 
@@ -242,16 +258,14 @@ def foreign_entries(
     foreign: list[Path] = []
     for entry in sorted(folder.iterdir()):
         name = entry.name
-        if name == MARKER or (name.startswith(".") and name.endswith(".tmp")):
+        if name == MARKER or is_temporary(name):
             continue
         if name not in owned:
             foreign.append(entry)
         elif nested and name in nested and entry.is_dir() and not entry.is_symlink():
             allowed = set(nested[name])
             foreign += [
-                e
-                for e in sorted(entry.iterdir())
-                if e.name not in allowed and not (e.name.startswith(".") and e.name.endswith(".tmp"))
+                e for e in sorted(entry.iterdir()) if e.name not in allowed and not is_temporary(e.name)
             ]
     return foreign
 

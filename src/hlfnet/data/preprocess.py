@@ -297,6 +297,7 @@ def slices_to_volume(
     reference_nifti_path: str | Path,
     out_path: str | Path,
     slice_indices: list[int] | np.ndarray | None = None,
+    root: str | Path | None = None,
 ) -> Path:
     """Stack per-slice predictions back into a NIfTI with the reference's shape, affine and header.
 
@@ -306,6 +307,8 @@ def slices_to_volume(
         out_path: Output ``.nii.gz``/``.nii`` path (parent folders are created).
         slice_indices: Slice index of each prediction when ``pred`` covers only some slices (others → 0);
             ``None`` = all slices in order.
+        root: the output folder ``out_path`` must stay inside (written atomically, never through a symlink;
+            :mod:`hlfnet.atomic`).
 
     Returns:
         ``out_path``.
@@ -314,6 +317,8 @@ def slices_to_volume(
         ValueError: wrong number of slices, out-of-range indices, or non-integer predictions.
     """
     import nibabel as nib
+
+    from hlfnet.atomic import atomic_path
 
     reference_nifti_path = Path(reference_nifti_path)
     if not reference_nifti_path.is_file():
@@ -359,7 +364,8 @@ def slices_to_volume(
     out.set_sform(ref.get_sform(), code=int(ref.header["sform_code"]))
     out.header.set_slope_inter(1.0, 0.0)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(out, str(out_path))
+    suffix = ".nii.gz" if out_path.name.lower().endswith(".gz") else ".nii"
+    with atomic_path(out_path, root, suffix=suffix) as tmp:
+        nib.save(out, str(tmp))
     logger.info("wrote %s %s", out_path, data.shape)
     return out_path

@@ -33,6 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hlfnet.atomic import atomic_write_bytes, check_target, record_outputs
+from hlfnet.errors import OutputRefused
+
 __all__ = [
     "Prediction",
     "Predictor",
@@ -124,33 +127,58 @@ def largest_component(mask: np.ndarray, num_classes: int = 2) -> np.ndarray:
     return out
 
 
-def write_mask_png(mask: np.ndarray, path: str | os.PathLike[str], num_classes: int = 2) -> Path:
+def write_mask_png(
+    mask: np.ndarray,
+    path: str | os.PathLike[str],
+    num_classes: int = 2,
+    root: str | os.PathLike[str] | None = None,
+) -> Path:
     """Write labels as an 8-bit grey PNG: binary as 0/255, multi-class as the class indices.
+
+    The file is written atomically and never through a symlink (:mod:`hlfnet.atomic`); with ``root`` it must
+    lie inside that folder.
 
     Raises:
         ValueError: ``path`` does not end in ``.png`` (masks are never written lossy).
+        OutputRefused: ``path`` is a symlink or lies outside ``root``.
     """
     from PIL import Image
+
+    from hlfnet.atomic import atomic_path
 
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: masks are written as PNG only (lossless), not {path.suffix!r}")
     data = (mask > 0).astype(np.uint8) * 255 if num_classes == 2 else mask.astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(data, mode="L").save(path, optimize=False, compress_level=1)
+    with atomic_path(path, root) as tmp:
+        Image.fromarray(data, mode="L").save(tmp, format="PNG", optimize=False, compress_level=1)
     return path
 
 
-def write_probability_png(probability: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write a probability map ``(H, W)`` in [0, 1] as an 8-bit PNG (``round(255 p)``)."""
+def write_probability_png(
+    probability: np.ndarray, path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write a probability map ``(H, W)`` in [0, 1] as an 8-bit PNG (``round(255 p)``), atomically."""
     from PIL import Image
 
+    from hlfnet.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.rint(np.clip(probability, 0, 1) * 255).astype(np.uint8), mode="L").save(
-        path, compress_level=1
-    )
+    with atomic_path(path, root) as tmp:
+        Image.fromarray(np.rint(np.clip(probability, 0, 1) * 255).astype(np.uint8), mode="L").save(
+            tmp, format="PNG", compress_level=1
+        )
     return path
+
+
+def _refuse_input_folder(inputs: Path, output: Path) -> None:
+    """Predictions never go into the input folder (they could replace the images), even with ``overwrite``."""
+    folder = inputs if inputs.is_dir() else inputs.parent
+    if output.exists() and output.resolve() == folder.resolve():
+        raise OutputRefused(
+            f"{output}: is the input folder; predictions are never written among the inputs (even with "
+            "--overwrite): choose another --output"
+        )
 
 
 def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -> tuple[list[Path], str]:
@@ -174,6 +202,10 @@ def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    if pattern is not None and (not pattern or "/" in pattern or "\\" in pattern or pattern.startswith("..")):
+        raise ValueError(
+            f"--pattern {pattern!r}: a file-name pattern inside the input folder such as '*.png', not a path"
+        )
     files = sorted(
         p
         for p in (folder.glob(pattern) if pattern else folder.iterdir())
@@ -499,6 +531,7 @@ class Predictor:
         path: str | os.PathLike[str],
         out_path: str | os.PathLike[str],
         probabilities_path: str | None = None,
+        root: str | os.PathLike[str] | None = None,
     ) -> Path:
         """Predict a NIfTI volume slice by slice and write the labels with the input's affine and header.
 
@@ -507,6 +540,7 @@ class Predictor:
             out_path: output NIfTI (``uint8`` labels).
             probabilities_path: also write the foreground probability (``uint8``, ``round(255 p)``; multi-class:
                 1 - p(background)) as a NIfTI with the same geometry.
+            root: the output folder both files must stay inside (:mod:`hlfnet.atomic`).
 
         Returns:
             ``out_path``.
@@ -514,12 +548,11 @@ class Predictor:
         from hlfnet.data.preprocess import slices_to_volume
 
         prediction = self.predict_volume_array(path)
-        written = slices_to_volume(prediction.labels, path, out_path)
         if probabilities_path is not None:
             p = prediction.probabilities
             foreground = p[:, 0] if p.shape[1] == 1 else 1.0 - p[:, 0]
-            slices_to_volume(np.rint(foreground * 255).astype(np.uint8), path, probabilities_path)
-        return written
+            slices_to_volume(np.rint(foreground * 255).astype(np.uint8), path, probabilities_path, root=root)
+        return slices_to_volume(prediction.labels, path, out_path, root=root)
 
     # ------------------------------------------------------------------ files and folders
 
@@ -540,7 +573,10 @@ class Predictor:
         Args:
             inputs: an image, a ``.nii``/``.nii.gz`` volume, or a folder of them.
             output: the output folder (created).
-            overwrite: replace predictions already in ``output``; otherwise such a folder is refused.
+            overwrite: replace predictions hlfnet wrote in ``output`` (listed in its ``.hlfnet-output.json``);
+                other files are never replaced, and ``output`` may never be the input folder. Without it, a
+                folder holding complete predictions is refused, while one left by a killed run with the same
+                model, inputs and options is finished (masks already written are kept).
             save_probabilities: also write probability maps.
             pattern: glob choosing the files of an input folder.
 
@@ -550,6 +586,8 @@ class Predictor:
         Raises:
             FileNotFoundError: ``inputs`` does not exist.
             FileExistsError: ``output`` already holds predictions and ``overwrite`` is false.
+            OutputRefused: ``output`` is the input folder, or a target is a symlink or a file hlfnet did not
+                write.
             ValueError: no images, a non-image file, an image or volume the model cannot take (names the file).
         """
         from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti, nifti_stem
@@ -575,55 +613,120 @@ class Predictor:
             )
         suffix = ".nii.gz" if kind == "volume" else ".png"
         targets = [output / f"{stem}{suffix}" for stem in stems]
-        self._check_output(output, targets, overwrite)
-        output.mkdir(parents=True, exist_ok=True)
+        _refuse_input_folder(inputs, output)
+        planned = [t.name for t in targets] + [MANIFEST_NAME]
+        if save_probabilities:
+            planned += [
+                f"{PROBABILITY_DIR}/{name}" for stem in stems for name in self._probability_names(stem, kind)
+            ]
+        signature = self._signature(inputs, files, save_probabilities)
+        done = self._prepare_output(output, planned, overwrite, signature)
         prob_dir = output / PROBABILITY_DIR
-        written: list[Path] = []
-        bar = self._bar(len(files), "volume" if kind == "volume" else "img")
+        written: list[Path] = [t for t in targets if t.name in done]
+        todo = [(f, t, s) for f, t, s in zip(files, targets, stems, strict=True) if t.name not in done]
+        if done:
+            logger.info(
+                "%s: %d prediction(s) already complete; predicting the other %d", output, len(done), len(todo)
+            )
+        bar = self._bar(len(todo), "volume" if kind == "volume" else "img")
         try:
             if kind == "volume":
-                for file, target, stem in zip(files, targets, stems, strict=True):
+                for file, target, stem in todo:
                     prob = str(prob_dir / f"{stem}.nii.gz") if save_probabilities else None
-                    written.append(self.predict_volume(file, target, prob))
+                    written.append(self.predict_volume(file, target, prob, root=output))
                     bar.update(1)
             else:
-                for pred, target in zip(
-                    self.predict_images(files, keep_probabilities=save_probabilities), targets, strict=True
+                todo_files = [f for f, _, _ in todo]
+                for pred, (_, target, _) in zip(
+                    self.predict_images(todo_files, keep_probabilities=save_probabilities), todo, strict=True
                 ):
-                    written.append(write_mask_png(pred.mask, target, self.num_classes))
+                    # probabilities first: a mask under its final name means the case is complete
                     if save_probabilities and pred.probabilities is not None:
-                        self._write_probabilities(pred.probabilities, prob_dir, pred.id)
+                        self._write_probabilities(pred.probabilities, prob_dir, target.stem, output)
+                    written.append(write_mask_png(pred.mask, target, self.num_classes, root=output))
                     bar.update(1)
         finally:
             bar.close()
+        written.sort(key=targets.index)
         self._write_manifest(output, inputs, written, save_probabilities)
+        record_outputs(output, planned, "predictions", status="complete", signature=signature)
         logger.info("wrote %d prediction(s) to %s", len(written), output)
         return written
 
-    def _write_probabilities(self, probabilities: np.ndarray, folder: Path, stem: str) -> None:
+    def _write_probabilities(self, probabilities: np.ndarray, folder: Path, stem: str, root: Path) -> None:
         if probabilities.shape[0] == 1:
-            write_probability_png(probabilities[0], folder / f"{stem}.png")
+            write_probability_png(probabilities[0], folder / f"{stem}.png", root)
         else:
             for k in range(1, probabilities.shape[0]):
-                write_probability_png(probabilities[k], folder / f"{stem}_class{k}.png")
+                write_probability_png(probabilities[k], folder / f"{stem}_class{k}.png", root)
+
+    def _probability_names(self, stem: str, kind: str) -> list[str]:
+        if kind == "volume":
+            return [f"{stem}.nii.gz"]
+        if self.out_channels == 1:
+            return [f"{stem}.png"]
+        return [f"{stem}_class{k}.png" for k in range(1, self.out_channels)]
+
+    def _signature(self, inputs: Path, files: list[Path], probabilities: bool) -> str:
+        """What decides the predictions: a rerun with the same signature may finish a killed one."""
+        import hashlib
+
+        facts = {
+            **{k: str(v) for k, v in self.source.items()},
+            "input": str(inputs.absolute()),
+            "files": [f.name for f in files],
+            "tta": self.tta,
+            "largest_component": self.largest_component,
+            "threshold": self.threshold,
+            "probabilities": probabilities,
+            "data": self.cfg.to_dict(),
+        }
+        return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def _prepare_output(output: Path, planned: list[str], overwrite: bool, signature: str) -> set[str]:
+        """Apply the output policy (:mod:`hlfnet.atomic`) to ``output``; returns the masks that a killed run
+        with the same signature completed (kept, and skipped by this run)."""
+        from hlfnet.atomic import claim_outputs, clean_temporaries, read_marker
+
+        if os.path.lexists(output) and not output.is_dir():
+            raise FileExistsError(f"{output}: exists and is not a folder")
+        if output.is_dir():
+            clean_temporaries(output)
+            clean_temporaries(output / PROBABILITY_DIR)
+        marker = read_marker(output) if output.is_dir() else None
+        resumable = (
+            marker is not None and marker.get("status") == "running" and marker.get("signature") == signature
+        )
+        if resumable and not overwrite:
+            owned = set(marker["files"])
+            for name in planned:
+                check_target(output / name, output)
+            return {
+                name
+                for name in planned
+                if name in owned and name != MANIFEST_NAME and "/" not in name and (output / name).is_file()
+            }
+        legacy: list[str] = []
+        if (
+            marker is None
+            and (output / MANIFEST_NAME).is_file()
+            and not (output / MANIFEST_NAME).is_symlink()
+        ):
+            # predictions written before the marker existed: their predictions.json lists them
+            try:
+                legacy = [MANIFEST_NAME, *json.loads((output / MANIFEST_NAME).read_text()).get("files", [])]
+            except (OSError, ValueError, AttributeError):
+                legacy = []
+        if output.is_dir():
+            claim_outputs(output, planned, overwrite=overwrite, legacy=legacy, what="predictions")
+        record_outputs(output, planned, "predictions", status="running", signature=signature)
+        return set()
 
     def _bar(self, total: int, unit: str) -> Any:
         from tqdm import tqdm
 
         return tqdm(total=total, unit=unit, disable=not self.progress, dynamic_ncols=True, leave=False)
-
-    @staticmethod
-    def _check_output(output: Path, targets: list[Path], overwrite: bool) -> None:
-        if output.exists() and not output.is_dir():
-            raise FileExistsError(f"{output}: exists and is not a folder")
-        if overwrite or not output.is_dir():
-            return
-        existing = [p for p in [output / MANIFEST_NAME, *targets] if p.exists()]
-        if existing:
-            raise FileExistsError(
-                f"{output}: already holds predictions (e.g. {existing[0].name}); pass --overwrite "
-                f"(overwrite=True) to replace them, or choose another output folder"
-            )
 
     def _write_manifest(self, output: Path, inputs: Path, written: list[Path], probabilities: bool) -> None:
         manifest = {
@@ -636,7 +739,7 @@ class Predictor:
             "probabilities": probabilities,
             "data": self.cfg.to_dict(),
         }
-        (output / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
+        atomic_write_bytes(output / MANIFEST_NAME, json.dumps(manifest, indent=2).encode(), root=output)
 
     # ------------------------------------------------------------------ attention (Fig. 4)
 
