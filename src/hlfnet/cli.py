@@ -23,7 +23,14 @@ from collections.abc import Sequence
 from hlfnet import __version__
 from hlfnet.errors import UserError
 
-AREAS = ("hlfnet.models.cli", "hlfnet.data.cli", "hlfnet.engine.cli", "hlfnet.evaluation.cli", "hlfnet.pretrained.cli")
+AREAS = (
+    "hlfnet.models.cli",
+    "hlfnet.data.cli",
+    "hlfnet.engine.cli",
+    "hlfnet.evaluation.cli",
+    "hlfnet.pretrained.cli",
+    "hlfnet.serve.cli",
+)
 
 
 #: What to do about an operating-system error, by errno.
