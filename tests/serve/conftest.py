@@ -108,6 +108,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def clean_exit(code: int) -> int:
+    return 0 if code == -signal.SIGTERM else code
+
+
 @dataclass
 class Server:
     """A running ``hlfnet serve`` process."""
@@ -119,9 +123,11 @@ class Server:
     log: Path
 
     def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit status; 0 for a graceful stop (uvicorn re-raises the signal once it has shut
+        down cleanly, so the process ends "killed by SIGTERM")."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        return clean_exit(self.process.wait(timeout))
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
