@@ -1,0 +1,131 @@
+"""The page in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright uploads a real ISIC
+image to ``hlfnet serve``, waits for the overlay, downloads the mask and checks it equals ``hlfnet predict``'s."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.serve.conftest import reference_masks
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("HLFNET_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="the browser test needs playwright (test extra)"
+    )
+    executable = chromium_path()
+    with playwright.sync_playwright() as p:
+        try:
+            instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except Exception as error:  # a Chromium that cannot start here (no shared libraries...): say why
+            pytest.skip(f"Chromium at {executable} does not start: {str(error).splitlines()[0]}")
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, server) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    # the page must not reach anything but this server
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith((server.url, "data:", "blob:")) else outside.append(request.url)
+        ),
+    )
+    page.goto(server.url + "/")
+    page.wait_for_selector("#model:has-text('model: hlfnet')")
+    yield page
+    context.close()
+    assert not outside, outside
+    assert not [e for e in errors if "status of 4" not in e], errors
+
+
+def test_upload_overlay_download_scores_screenshot(
+    page, server, tiny_run, isic_image, isic_truth, tmp_path
+) -> None:
+    from PIL import Image
+
+    from hlfnet.data import read_mask
+    from hlfnet.evaluation import binary_scores
+
+    expected = reference_masks(tiny_run, [isic_image], tmp_path / "predict")[isic_image.name]
+    page.set_input_files("#truth", str(isic_truth))
+    page.set_input_files("#files", str(isic_image))
+    card = page.locator(".card[data-state='done']")
+    card.wait_for(timeout=60_000)
+    assert page.locator("#progress-text").inner_text().startswith("done")
+    # the overlay: the canvas shows the image at its size, with red where the mask is
+    assert page.eval_on_selector(".card canvas", "c => [c.width, c.height]") == [256, 256]
+    with page.expect_download() as download_info:
+        card.locator("a.download").click()
+    downloaded = tmp_path / "downloaded.png"
+    download_info.value.save_as(downloaded)
+    assert download_info.value.suggested_filename == f"{isic_image.stem}_mask.png"
+    assert downloaded.read_bytes() == expected
+    mask = read_mask(downloaded)
+    assert card.locator("dd.area").inner_text().startswith(f"{int(mask.sum()):,}")
+    # the scores against the ground truth, as binary_scores
+    page.wait_for_selector(".score-dice")
+    import torch
+
+    scores = binary_scores(torch.from_numpy(mask)[None], torch.from_numpy(read_mask(isic_truth))[None])
+    assert float(card.locator(".score-dice").inner_text()) == pytest.approx(
+        float(scores["dice"][0]), abs=1e-4
+    )
+    assert float(card.locator(".score-jaccard").inner_text()) == pytest.approx(
+        float(scores["jaccard"][0]), abs=1e-4
+    )
+    # the attention maps of Fig. 4
+    assert card.locator(".attention img").count() == 4
+    # the opacity slider redraws the overlay
+    before = page.eval_on_selector(".card canvas", "c => c.toDataURL()")
+    page.fill("#opacity", "90")
+    page.dispatch_event("#opacity", "input")
+    assert page.eval_on_selector(".card canvas", "c => c.toDataURL()") != before
+    shot = tmp_path / "serve.png"
+    page.screenshot(path=str(shot), full_page=True)
+    picture = np.asarray(Image.open(shot).convert("RGB"))
+    assert picture.shape[1] == 1280 and picture.std() > 10  # a rendered page, not a blank one
+    if os.environ.get("HLFNET_SCREENSHOT"):
+        shutil.copy(shot, os.environ["HLFNET_SCREENSHOT"])
+
+
+def test_errors_are_shown_in_words(page, tmp_path) -> None:
+    fake = tmp_path / "notes.png"
+    fake.write_bytes(b"these are notes, not an image")
+    page.set_input_files("#files", str(fake))
+    error = page.locator(".card[data-state='error'] .card-error")
+    error.wait_for(timeout=30_000)
+    assert "not an image" in error.inner_text() and "unsupported_file" in error.inner_text()
