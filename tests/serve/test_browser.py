@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +84,7 @@ def test_upload_overlay_download_scores_screenshot(
     page.set_input_files("#files", str(isic_image))
     card = page.locator(".card[data-state='done']")
     card.wait_for(timeout=60_000)
-    assert page.locator("#progress-text").inner_text().startswith("done")
+    page.locator("#progress-text:has-text('done: 1 file')").wait_for(timeout=30_000)
     # the overlay: the canvas shows the image at its size, with red where the mask is
     assert page.eval_on_selector(".card canvas", "c => [c.width, c.height]") == [256, 256]
     with page.expect_download() as download_info:
