@@ -10,6 +10,7 @@ pixels per 2-D image       100 000 000 (100 MP)            ``HLFNET_MAX_IMAGE_PI
 voxels per volume          536 870 912 (512 Mi voxels)     ``HLFNET_MAX_VOLUME_VOXELS``
 YAML file size             1 MiB                           ``HLFNET_MAX_YAML_BYTES``
 YAML aliases per file      100                             ``HLFNET_MAX_YAML_ALIASES``
+YAML values (expanded)     100 000                         ``HLFNET_MAX_YAML_NODES``
 network parameters         500 000 000 (estimated)         ``HLFNET_MAX_PARAMETERS``
 training activations       the memory available now        ``HLFNET_MAX_ACTIVATION_BYTES`` (``0``: no check)
 =========================  ==============================  =======================================================
@@ -41,6 +42,7 @@ LIMITS: dict[str, tuple[str, int, str]] = {
     "volume_voxels": ("HLFNET_MAX_VOLUME_VOXELS", 512 * 2**20, "voxels per volume"),
     "yaml_bytes": ("HLFNET_MAX_YAML_BYTES", 2**20, "bytes per YAML file"),
     "yaml_aliases": ("HLFNET_MAX_YAML_ALIASES", 100, "aliases per YAML file"),
+    "yaml_nodes": ("HLFNET_MAX_YAML_NODES", 100_000, "values per YAML file"),
     "parameters": ("HLFNET_MAX_PARAMETERS", 500_000_000, "network parameters"),
 }
 
@@ -126,9 +128,26 @@ def safe_yaml_load(path: str | os.PathLike[str]) -> Any:
         )
         if aliases > limit("yaml_aliases"):
             raise _refuse("yaml_aliases", f"{path}: YAML file", aliases)
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise UserError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    # Aliases share objects: a few dozen nest into billions of values once copied ("billion laughs").
+    nodes = _expanded_size(data, {})
+    if nodes > limit("yaml_nodes"):
+        raise _refuse("yaml_nodes", f"{path}: YAML file (with its aliases expanded)", nodes)
+    return data
+
+
+def _expanded_size(value: Any, seen: dict[int, int]) -> int:
+    """Values in ``value`` once every alias is expanded, counted without expanding (shared objects memoised)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    key = id(value)
+    if key not in seen:
+        seen[key] = 0  # a (cyclic) reference to an object being counted adds nothing more
+        items = list(value.values()) if isinstance(value, dict) else value
+        seen[key] = 1 + sum(_expanded_size(item, seen) for item in items)
+    return seen[key]
 
 
 def estimate_parameters(base_channels: int, depth: int) -> int:

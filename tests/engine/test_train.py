@@ -16,6 +16,7 @@ from hlfnet.engine.config import load_config
 from hlfnet.engine.demo import evaluate_split
 from hlfnet.engine.module import EPOCH_COLUMNS
 from hlfnet.engine.training import RunResult, load_run_config, train
+from hlfnet.errors import OutputRefused
 from hlfnet.models import load_model
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 
@@ -115,14 +116,20 @@ def test_existing_run_folder_is_refused_unless_overwrite(tmp_path: Path, engine_
     train(config, run)
     with pytest.raises(FileExistsError, match=str(run)):
         train(config, run)
-    (run / "stale.txt").write_text("from the old run")
+    # --overwrite replaces only what hlfnet wrote: a file the user added is named and nothing is deleted
+    (run / "stale.txt").write_text("added by the user")
+    with pytest.raises(OutputRefused, match="stale.txt"):
+        train(config, run, overwrite=True)
+    assert (run / "stale.txt").exists() and (run / "model.safetensors").exists()
+    (run / "stale.txt").unlink()
+    (run / "checkpoints" / ".last.ckpt.abcd1234.tmp").write_bytes(b"left by a kill")
     result = train(config, run, overwrite=True)
-    assert not (run / "stale.txt").exists() and len(result.metrics) == 1
+    assert len(result.metrics) == 1 and not list(run.rglob("*.tmp"))
 
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
-    with pytest.raises(FileExistsError, match="not a run folder"):
+    with pytest.raises(OutputRefused, match="thesis.tex"):
         train(config, precious, overwrite=True)
     assert (precious / "thesis.tex").exists()
 
@@ -184,7 +191,8 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path, engine_
 def test_resume_refuses_a_changed_split(tmp_path: Path, engine_cache: Path) -> None:
     run = tmp_path / "run"
     train(load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=1)), run)
-    with pytest.raises(ValueError, match="split differs"):
+    # the recorded config catches it first and names the key
+    with pytest.raises(ValueError, match=r"data\.synthetic_train \(12 -> 11\)"):
         train(load_run_config(run, ["data.synthetic_train=11", "train.max_epochs=2"]), run, resume=True)
 
 

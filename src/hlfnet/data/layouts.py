@@ -246,7 +246,18 @@ def _msd(cfg: DataConfig, root: Path) -> Discovered:
             raise ValueError(
                 f"{manifest}: training entry {n} is not {{'image': ..., 'label': ...}}: {entry!r}"
             )
+        if not all(isinstance(entry[k], str) and entry[k].strip() for k in ("image", "label")):
+            raise ValueError(
+                f"{manifest}: training entry {n} needs file paths for 'image' and 'label': {entry!r}"
+            )
         image, label = root / entry["image"], root / entry["label"]
+        inside = root.resolve()
+        for path in (image, label):
+            if inside not in path.resolve().parents:
+                raise ValueError(
+                    f"{manifest}: training entry {n} points outside the dataset folder ({path}); entries must be "
+                    "paths relative to the folder holding dataset.json"
+                )
         if image.name.startswith("._") or label.name.startswith("._"):
             logger.warning("%s: skipping AppleDouble entry %s", manifest, entry)
             continue

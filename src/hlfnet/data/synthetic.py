@@ -116,25 +116,51 @@ def write_synthetic_folder(
     size: tuple[int, int],
     seed: int = 0,
     num_classes: int = 2,
+    replace_unmarked: bool = False,
 ) -> Path:
     """Write a split of the synthetic data as a bring-your-own folder: ``images/<id>.png``, ``masks/<id>.png``.
 
     Ids are :func:`synthetic_ids`, so a run's ``split.json`` finds its cases in the folder (``format: folder``).
     Binary masks are written 0/255, multi-class masks as class indices.
 
+    ``out`` must be new, empty, or hold only an earlier synthetic export (listed in its
+    ``.hlfnet-output.json``; ``replace_unmarked`` also accepts these file names without a marker).
+
     Returns:
         ``out``.
+
+    Raises:
+        OutputRefused: ``out`` holds other files (a real data set), or a target is a symlink.
     """
     from PIL import Image
 
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
+    from hlfnet.atomic import MARKER, atomic_path, check_target, is_temporary, owned_entries, record_outputs
+    from hlfnet.errors import OutputRefused
+
     out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    ids = synthetic_ids(split, count)
+    names = [f"{sub}/{case_id}.png" for case_id in ids for sub in ("images", "masks")]
+    # Never into a real data set: the folder may hold only what an earlier synthetic export wrote.
+    if out.is_dir():
+        owned = owned_entries(out, legacy=names if replace_unmarked else ())
+        for entry in sorted(out.rglob("*")):
+            relative = entry.relative_to(out).as_posix()
+            if entry.is_dir() and not entry.is_symlink() and relative in ("images", "masks"):
+                continue
+            if relative != MARKER and not is_temporary(entry.name) and relative not in owned:
+                raise OutputRefused(
+                    f"{entry}: {out} holds files hlfnet did not write (a real data set?); synthetic data is "
+                    "written only into a new or empty folder (choose another --out)"
+                )
+    for name in names:
+        check_target(out / name, out)
     images, masks = generate_synthetic(split, count, tuple(size), seed, num_classes)
     scale = 255 if num_classes == 2 else 1
-    for case_id, image, mask in zip(synthetic_ids(split, count), images, masks, strict=True):
-        Image.fromarray(image).save(out / "images" / f"{case_id}.png")
-        Image.fromarray((mask * scale).astype(np.uint8)).save(out / "masks" / f"{case_id}.png")
+    record_outputs(out, names, "synthetic")
+    for case_id, image, mask in zip(ids, images, masks, strict=True):
+        for sub, array in (("images", image), ("masks", (mask * scale).astype(np.uint8))):
+            with atomic_path(out / sub / f"{case_id}.png", out) as tmp:
+                Image.fromarray(array).save(tmp, format="PNG")
     return out

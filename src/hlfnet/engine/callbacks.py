@@ -216,6 +216,13 @@ class RunRecorder(L.Callback):
         if improved:
             self.best_epoch = int(row["epoch"])
             self.best_val_dice = row["val_dice"]
+        if improved and not all(bool(torch.isfinite(p).all()) for p in pl_module.model.parameters()):
+            from hlfnet.errors import NonFiniteError
+
+            raise NonFiniteError(
+                f"the network's weights hold NaN/inf after epoch {int(row['epoch'])}: training diverged; lower "
+                f"train.lr. {self.run_dir / 'model.safetensors'} keeps the last finite best weights"
+            )
         if trainer.is_global_zero:
             if improved:
                 save_model(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from hlfnet.data import DataConfig
+from hlfnet.errors import NonFiniteError
+from hlfnet.limits import safe_yaml_load
 
 __all__ = [
     "ExperimentConfig",
@@ -135,6 +138,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be at least 1 or null, got {value}")
         if self.num_workers < 0:
             raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        for name in ("lr", "weight_decay", "lr_gamma"):
+            if not math.isfinite(getattr(self, name)):
+                raise NonFiniteError(f"train.{name} must be a finite number, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
         if self.weight_decay < 0:
@@ -186,6 +192,8 @@ class ExperimentConfig:
             values["name"] = _coerce(raw["name"], str, "name")
         if "seed" in raw:
             values["seed"] = _coerce(raw["seed"], int, "seed")
+            if not 0 <= values["seed"] < 2**32:
+                raise ValueError(f"config key 'seed' must be in [0, 2**32), got {values['seed']}")
         values["model"] = _model_config(_section(raw, "model"))
         values["data"] = _data_config(_section(raw, "data"))
         values["train"] = _dataclass_from_dict(TrainConfig, _section(raw, "train"), "train")
@@ -419,12 +427,7 @@ def _deep_copy(raw: Any) -> Any:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    raw = safe_yaml_load(path)  # size and alias limits (hlfnet.limits)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

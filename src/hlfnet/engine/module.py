@@ -106,6 +106,14 @@ class SegmentationModule(L.LightningModule):
         logits = self.model(image)
         # The loss in float32 even under mixed precision: Dice sums over many pixels.
         loss = self.loss(logits.float(), self._loss_target(mask, logits))
+        if not bool(torch.isfinite(loss.detach())):
+            from hlfnet.errors import NonFiniteError
+
+            raise NonFiniteError(
+                f"the training loss became {float(loss.detach())} at epoch {self.current_epoch}, batch {batch_idx}: training "
+                f"diverged (train.lr={self.hparams.get('lr', '?')}); lower train.lr or check the data. Nothing "
+                "non-finite was saved as the best model"
+            )
         n = image.shape[0]
         self._train_sum += torch.stack([loss.detach().double() * n, loss.new_tensor(n, dtype=torch.float64)])
         # The step value as this process sees it (no all-reduce per step); the exact epoch mean over all

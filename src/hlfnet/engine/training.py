@@ -12,8 +12,11 @@ The run folder (``runs/<name>/`` by default)::
     logs/csv/version_N/         Lightning's CSVLogger (one version per start or resume)
     logs/tensorboard/version_N/ TensorBoard events (when tensorboard is installed)
 
-Starting into an existing folder is refused unless ``overwrite`` (the folder is deleted first; only a folder
-that looks like a run folder or is empty) or ``resume`` (continue from ``checkpoints/last.ckpt``).
+Starting into an existing folder is refused unless ``overwrite`` or ``resume`` (continue from
+``checkpoints/last.ckpt``). ``overwrite`` deletes only what hlfnet wrote there (the entries listed in the
+folder's ``.hlfnet-output.json``; for older run folders the names above) and refuses a folder holding anything
+else, naming it (:mod:`hlfnet.atomic`). The marker also records the resolved config (its fingerprint): a
+resume refuses a ``config.yaml`` edited in ways the checkpoint cannot honour, listing the changed keys.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import dataclasses
 import importlib.util
 import json
 import logging
-import shutil
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,14 @@ import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from hlfnet.atomic import atomic_write_bytes
+from hlfnet.atomic import (
+    atomic_write_bytes,
+    clean_temporaries,
+    clear_owned,
+    foreign_entries,
+    read_marker,
+    record_outputs,
+)
 from hlfnet.data import resolve_split
 from hlfnet.engine.callbacks import (
     AtomicCheckpointIO,
@@ -42,8 +52,9 @@ from hlfnet.engine.callbacks import (
     global_rank_from_env,
     read_metrics_csv,
 )
-from hlfnet.engine.config import ExperimentConfig, read_yaml, save_config
+from hlfnet.engine.config import ExperimentConfig, config_to_dict, read_yaml, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
+from hlfnet.errors import OutputRefused, UserError
 from hlfnet.models import create_model
 
 __all__ = ["RunResult", "best_row", "train", "run_files", "prepare_run_dir", "load_run_config"]
@@ -54,6 +65,21 @@ CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 BEST_CHECKPOINT = Path("checkpoints") / "best.ckpt"
+#: What hlfnet writes into a run folder (``--overwrite`` deletes these, and nothing else).
+RUN_ENTRIES = (
+    CONFIG_FILE,
+    SPLIT_FILE,
+    "checkpoints",
+    "logs",
+    "model.safetensors",
+    "model.json",
+    "metrics.csv",
+    "curves.png",
+    "evaluation",
+    "export",
+    "report.html",
+)
+_NESTED = {"checkpoints": ("best.ckpt", "last.ckpt")}
 
 
 @dataclass(frozen=True)
@@ -117,39 +143,153 @@ def prepare_run_dir(
 ) -> None:
     """Make sure ``run_dir`` may be written: refuse an existing folder unless told to overwrite or resume.
 
-    With ``create=False`` only the checks run (nothing is deleted or created).
+    With ``create=False`` only the checks run (nothing is deleted or created). ``overwrite`` deletes only the
+    entries hlfnet wrote (see the module docstring), keeping the folder itself.
 
     Raises:
-        FileExistsError: the folder exists (and neither flag is set), or ``overwrite`` is asked of a folder that
-            is neither empty nor a run folder (it is never deleted).
+        FileExistsError: the folder exists (and neither flag is set), or is a file.
+        OutputRefused: ``overwrite`` of a folder holding files hlfnet did not write (named; nothing is
+            deleted), or of a symbolic link.
+        UserError: a parent of ``run_dir`` is a file (``train.runs_dir=/etc/passwd``).
         FileNotFoundError: ``resume`` without ``checkpoints/last.ckpt``.
         ValueError: both flags.
     """
     if overwrite and resume:
         raise ValueError("choose one of resume and overwrite, not both")
+    for parent in run_dir.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(
+                    f"{parent}: is a file, not a folder; choose another train.runs_dir or --run-dir"
+                )
+            break
     if resume:
         last = run_dir / LAST_CHECKPOINT
         if not last.is_file():
             raise FileNotFoundError(f"{last}: no checkpoint to resume from")
         return
-    if run_dir.exists():
+    if os.path.lexists(run_dir):
         if not overwrite:
             raise FileExistsError(
                 f"{run_dir}: run folder exists; pass --resume {run_dir} to continue it or --overwrite to replace it"
             )
+        if run_dir.is_symlink():
+            raise OutputRefused(
+                f"{run_dir}: is a symbolic link; --overwrite never follows links (give the real folder)"
+            )
         if not run_dir.is_dir():
             raise FileExistsError(f"{run_dir}: exists and is not a folder; not overwriting it")
-        looks_like_run = (run_dir / CONFIG_FILE).is_file() or (run_dir / "checkpoints").is_dir()
-        if any(run_dir.iterdir()) and not looks_like_run:
-            raise FileExistsError(
-                f"{run_dir}: not empty and not a run folder (no {CONFIG_FILE}); not deleting it"
+        legacy = RUN_ENTRIES if (run_dir / CONFIG_FILE).is_file() else ()
+        foreign = foreign_entries(run_dir, legacy, _NESTED)
+        if foreign:
+            names = ", ".join(str(p.relative_to(run_dir)) for p in foreign[:5])
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            raise OutputRefused(
+                f"{run_dir}: holds {names}{more}, not written by hlfnet; --overwrite replaces only hlfnet's run "
+                "files, so the folder is left as it is (move those away or choose another --run-dir)"
             )
         if not create:
             return
         log.info("overwriting %s", run_dir)
-        shutil.rmtree(run_dir)
+        clear_owned(run_dir, legacy, _NESTED)
     if create:
-        run_dir.mkdir(parents=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record_outputs(run_dir, RUN_ENTRIES, "run")
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one folder name: no separators, not ``.``/``..``, not absolute (it goes under runs_dir).
+
+    Raises:
+        UserError: naming the key ``name``.
+    """
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("~") or "\0" in name:
+        raise UserError(
+            f"config key 'name' must be a plain folder name (it becomes <train.runs_dir>/<name>), got {name!r}; "
+            "use --run-dir to choose another place"
+        )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): list(value) if isinstance(value, tuple) else value}
+
+
+def config_fingerprint(config: ExperimentConfig) -> str:
+    """sha256 of the resolved config (``config.yaml`` as written), recorded in the run folder's marker."""
+    import hashlib
+
+    text = json.dumps(config_to_dict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
+    """Refuse a resume whose config differs from the one the run started with, except in keys a resume can
+    honour (:data:`hlfnet.engine.cli.RESUME_OVERRIDABLE`)."""
+    from hlfnet.engine.cli import RESUME_OVERRIDABLE
+
+    marker = read_marker(run_dir)
+    recorded = None if marker is None else marker.get("config")
+    if not isinstance(recorded, dict):
+        log.warning(
+            "%s: no recorded config (a run from an older hlfnet); resuming without checking edits", run_dir
+        )
+        return
+    before, now = _flatten(recorded), _flatten(json.loads(json.dumps(config_to_dict(config), default=str)))
+    missing = object()
+    changed = [
+        key
+        for key in sorted(set(before) | set(now))
+        if key not in RESUME_OVERRIDABLE and before.get(key, missing) != now.get(key, missing)
+    ]
+    if changed:
+        details = ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in changed[:6])
+        raise UserError(
+            f"{run_dir / CONFIG_FILE}: differs from the config the run started with in {details}"
+            f"{' ...' if len(changed) > 6 else ''}; --resume cannot honour that (the checkpoint holds the old "
+            f"settings): restore config.yaml, or start a new run. Keys a resume may change: "
+            f"{', '.join(RESUME_OVERRIDABLE)}"
+        )
+
+
+def _checkpoint_epochs(path: Path) -> int:
+    """Epochs a Lightning checkpoint has completed; a one-line error for an empty, truncated or foreign file."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises EOFError, RuntimeError, UnpicklingError... for bad files
+        raise UserError(
+            f"{path}: empty, truncated or not a checkpoint ({type(error).__name__}); cannot resume from it: restore "
+            "it, or start the run again with --overwrite"
+        ) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("epoch"), int):
+        raise UserError(f"{path}: not a Lightning checkpoint of hlfnet (no epoch); cannot resume from it")
+    # saved when an epoch's validation ends, before Lightning counts that epoch as completed
+    return int(checkpoint["epoch"]) + 1
+
+
+def preflight(config: ExperimentConfig) -> None:
+    """Checks that need no data and must pass before any folder is made: the run name, the network size
+    and the training activations against the memory available (:mod:`hlfnet.limits`)."""
+    from hlfnet.limits import check_network_size, check_training_memory
+    from hlfnet.models.registry import get_model_spec
+
+    check_run_name(config.name)
+    arguments = {**get_model_spec(config.model.name).preset, **config.model.kwargs}
+    check_network_size(arguments)
+    if config.train.accelerator == "cpu" or not _cuda_available():
+        check_training_memory(config.train.batch_size, tuple(config.data.image_size), arguments)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _resolve_data(config: ExperimentConfig, datamodule: SegmentationDataModule) -> ExperimentConfig:
@@ -301,12 +441,21 @@ def train(
         FileNotFoundError: ``resume`` without a last checkpoint, or missing data files.
         ValueError: bad config values found while building the model or the data.
     """
+    preflight(config)
     run_dir = Path(run_dir) if run_dir is not None else Path(config.train.runs_dir) / config.name
     is_launcher = global_rank_from_env() == 0
     # DDP re-runs this function in child processes after rank 0 has created the folder: only rank 0 prepares.
     # Check first, create only once the data has loaded, so that a bad data path leaves no folder behind.
     if is_launcher:
         prepare_run_dir(run_dir, overwrite=overwrite, resume=resume, create=False)
+    if resume:
+        _check_resume_config(config, run_dir)
+        done = _checkpoint_epochs(run_dir / LAST_CHECKPOINT)
+        if config.train.max_epochs < done:
+            raise UserError(
+                f"train.max_epochs={config.train.max_epochs} but {run_dir / LAST_CHECKPOINT} has already trained "
+                f"{done} epoch(s); resume with --set train.max_epochs={done + 1} or more"
+            )
     _quiet_lightning()
 
     datamodule = SegmentationDataModule(
@@ -333,8 +482,18 @@ def train(
         prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
     if is_launcher and resume:
         _check_split_unchanged(config, run_dir / SPLIT_FILE)
+        clean_temporaries(
+            run_dir, recursive=True
+        )  # what a killed run left (e.g. checkpoints/.last.ckpt.*.tmp)
     if is_launcher and not resume:
         save_config(config, run_dir / CONFIG_FILE)
+        record_outputs(
+            run_dir,
+            RUN_ENTRIES,
+            "run",
+            config=json.loads(json.dumps(config_to_dict(config), default=str)),
+            config_sha256=config_fingerprint(config),
+        )
         split = resolve_split(config.data)
         atomic_write_bytes(run_dir / SPLIT_FILE, json.dumps(split, indent=1).encode())
         log.info(

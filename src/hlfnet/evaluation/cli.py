@@ -92,10 +92,14 @@ def _compare(args: argparse.Namespace) -> int:
     markdown = table_markdown(rows, paper=args.paper)
     csv_text = table_csv(rows)
     if args.output:
+        from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
+
         out = Path(args.output)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "table1.md").write_text(markdown)
-        (out / "table1.csv").write_text(csv_text)
+        tables = {"table1.md": markdown, "table1.csv": csv_text}
+        claim_outputs(out, list(tables), overwrite=True)  # replaces its own tables, never another file
+        for name, text in tables.items():
+            atomic_write_bytes(out / name, text.encode(), root=out)
+        record_outputs(out, list(tables), "compare")
         print(f"wrote {out / 'table1.md'} and {out / 'table1.csv'}", file=sys.stderr)
     print(csv_text if args.csv else markdown, end="")
     return 0

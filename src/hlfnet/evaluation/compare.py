@@ -70,6 +70,9 @@ def _read_summary(run: Path, split: str) -> dict[str, Any]:
         raise ValueError(
             f"{path}: not an evaluation summary written by hlfnet evaluate ({error!r})"
         ) from None
+    from hlfnet.evaluation.evaluate import check_fresh
+
+    check_fresh(summary, path, run)  # the weights changed since (a resumed run): refuse, say how to re-score
     return summary
 
 

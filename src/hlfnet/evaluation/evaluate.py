@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
 from hlfnet.evaluation.metrics import BINARY_METRICS, binary_scores, foreground_mean, multiclass_scores
 
 __all__ = ["EvaluationResult", "evaluate_run", "score_labels", "summary_markdown"]
@@ -165,12 +166,69 @@ def _evaluate_volumes(
     return cases, slices
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    import io
+
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    handle = io.StringIO()
+    writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return handle.getvalue().encode()
+
+
+#: What ``hlfnet evaluate`` writes into its folder (re-evaluating replaces these, and only these).
+EVALUATION_FILES = ("per_case.csv", "per_slice.csv", "summary.json", "summary.md")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file (the weights an evaluation scored)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stale_reason(summary: dict[str, Any], summary_file: str | os.PathLike[str]) -> str | None:
+    """Why an evaluation no longer describes its weights (they changed since), or ``None`` when it does.
+
+    Summaries record the sha256 of the weights they scored; older ones without it are stale when the weights
+    are newer than the summary.
+    """
+    settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
+    weights = settings.get("weights")
+    if not weights or not Path(weights).is_file():
+        return None
+    recorded = settings.get("weights_sha256")
+    if recorded:
+        return (
+            None
+            if file_sha256(weights) == recorded
+            else f"{weights} changed since it was scored (sha256 differs)"
+        )
+    if Path(weights).stat().st_mtime > Path(summary_file).stat().st_mtime:
+        return f"{weights} is newer than the evaluation"
+    return None
+
+
+def check_fresh(summary: dict[str, Any], summary_file: str | os.PathLike[str], run: Any = None) -> None:
+    """Refuse an evaluation whose weights changed since it was written (a resumed or retrained run).
+
+    Raises:
+        UserError: naming the summary, the weights and the command that re-scores them.
+    """
+    from hlfnet.errors import UserError
+
+    reason = stale_reason(summary, summary_file)
+    if reason is not None:
+        split = summary.get("split", "test")
+        raise UserError(
+            f"{summary_file}: stale evaluation: {reason}; re-score with `hlfnet evaluate "
+            f"{run if run is not None else Path(summary_file).parent.parent.parent} --split {split}`"
+        )
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -211,7 +269,9 @@ def _synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
         raise ValueError(f"{root}: the synthetic {split} split is empty")
     folder = root / "evaluation" / "synthetic-data" / split
     if not (folder / "masks").is_dir() or len(list((folder / "masks").iterdir())) != count:
-        write_synthetic_folder(folder, split, count, cfg.image_size, cfg.seed, cfg.num_classes)
+        write_synthetic_folder(
+            folder, split, count, cfg.image_size, cfg.seed, cfg.num_classes, replace_unmarked=True
+        )
     changed = replace(cfg, format="folder", root=str(folder), mask_suffix=None, use_cache=False)
     changed.validate()
     return changed
@@ -311,6 +371,7 @@ def evaluate_run(
             "threshold": predictor.threshold,
             "backend": backend,
             "weights": str(loaded.weights),
+            "weights_sha256": file_sha256(loaded.weights) if Path(loaded.weights).is_file() else None,
         },
     }
     result = EvaluationResult(summary=summary, cases=cases, slices=slices)
@@ -320,12 +381,18 @@ def evaluate_run(
             if output is not None
             else (loaded.root or loaded.weights.parent) / "evaluation" / split
         )
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_csv(folder / "per_case.csv", cases)
-        if slices:
-            _write_csv(folder / "per_slice.csv", slices)
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
-        (folder / "summary.md").write_text(summary_markdown(summary))
+        files = {
+            "per_case.csv": _csv_bytes(cases),
+            **({"per_slice.csv": _csv_bytes(slices)} if slices else {}),
+            "summary.json": json.dumps(summary, indent=2).encode(),
+            "summary.md": summary_markdown(summary).encode(),
+        }
+        # Re-scoring replaces the files an earlier evaluation wrote here, never anyone else's (hlfnet.atomic).
+        legacy = EVALUATION_FILES if output is None else ()
+        claim_outputs(folder, list(files), overwrite=True, legacy=legacy)
+        for name, data in files.items():
+            atomic_write_bytes(folder / name, data, root=folder)
+        record_outputs(folder, list(files), "evaluation")
         result.output = folder
         logger.info("wrote %s", folder)
     return result

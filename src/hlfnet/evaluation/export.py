@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hlfnet.atomic import atomic_path, atomic_write_bytes
+from hlfnet.atomic import atomic_path, atomic_write_bytes, claim_outputs, record_outputs
 
 __all__ = ["EXPORT_FORMATS", "export_model", "export_run", "OnnxModel", "exported_json_path", "load_exported"]
 
@@ -72,12 +72,18 @@ def export_model(
     if not input_size or any(int(s) < 1 for s in input_size):
         raise ValueError(f"input_size must be positive spatial sizes such as (192, 256), got {input_size!r}")
     path = Path(path)
-    if path.exists() and not overwrite:
+    if path.exists() and not path.is_dir() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
+    # --overwrite replaces an export hlfnet wrote, never another file, a folder or a symlink (hlfnet.atomic);
+    # exports from before the marker live in a run's export/ folder
+    names = [path.name, exported_json_path(path).name]
+    claim_outputs(
+        path.parent, names, overwrite=overwrite, legacy=names if path.parent.name == "export" else ()
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     example = torch.rand(2, model.in_channels, *(int(s) for s in input_size))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, path.parent) as tmp:
         if fmt == "onnx":
             require(("onnx", "onnxscript"), "ONNX export")
             batch = torch.export.Dim("batch", min=1, max=4096)
@@ -107,7 +113,8 @@ def export_model(
         "input_shape": [int(model.in_channels), *(int(s) for s in input_size)],
         "out_channels": int(getattr(model, "out_channels", 1)),
     }
-    atomic_write_bytes(exported_json_path(path), json.dumps(description, indent=2).encode())
+    atomic_write_bytes(exported_json_path(path), json.dumps(description, indent=2).encode(), root=path.parent)
+    record_outputs(path.parent, names, "export")
     logger.info(
         "exported %s to %s (input (B, %s))", fmt, path, ", ".join(map(str, description["input_shape"]))
     )

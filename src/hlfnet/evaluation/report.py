@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
+
 __all__ = ["write_report", "render_report", "ReportCase"]
 
 logger = logging.getLogger(__name__)
@@ -216,6 +218,26 @@ def _load_cases(
     return cases
 
 
+def _number(value: Any) -> str:
+    """A score as ``0.1234``; anything else that found its way into a summary, escaped."""
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+
+
+def _is_stale(summary_file: Path) -> bool:
+    from hlfnet.evaluation.evaluate import stale_reason
+
+    try:
+        reason = stale_reason(json.loads(summary_file.read_text()), summary_file)
+    except (OSError, ValueError, AttributeError):
+        return True  # unreadable: score again
+    if reason:
+        logger.info("%s is stale (%s): evaluating again", summary_file, reason)
+    return reason is not None
+
+
 def _metrics_table(summary: dict[str, Any]) -> str:
     from hlfnet.evaluation.metrics import BINARY_METRICS
 
@@ -223,9 +245,11 @@ def _metrics_table(summary: dict[str, Any]) -> str:
     body = []
     for level, scores in summary["levels"].items():
         primary = " (primary)" if level == summary["primary"] else ""
-        cells = "".join(f"<td>{scores[m]:.4f}</td>" for m in BINARY_METRICS)
+        cells = "".join(f"<td>{_number(scores.get(m))}</td>" for m in BINARY_METRICS)
         count = summary.get("counts", {}).get(level, "")
-        body.append(f"<tr><th>{html.escape(level)}{primary}</th><td>{count}</td>{cells}</tr>")
+        body.append(
+            f"<tr><th>{html.escape(str(level))}{primary}</th><td>{html.escape(str(count))}</td>{cells}</tr>"
+        )
     return f"<table><tr><th>level</th><th>cases</th>{head}</tr>{''.join(body)}</table>"
 
 
@@ -316,7 +340,13 @@ def write_report(
     path = Path(output) if output is not None else root / "report.html"
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
+    # --overwrite replaces a report hlfnet wrote, never another file, a folder or a symlink (hlfnet.atomic)
+    claim_outputs(
+        path.parent, [path.name], overwrite=overwrite, legacy=("report.html",) if output is None else ()
+    )
     summary_file = summary_path(root, split)
+    if summary_file.is_file() and _is_stale(summary_file):
+        evaluate_run(run, split=split, output=summary_file.parent)
     if not summary_file.is_file():
         logger.info("%s missing: evaluating the %s split first", summary_file, split)
         evaluate_run(root, split=split)
@@ -376,7 +406,7 @@ def write_report(
     page = render_report(
         f"hlfnet report: {loaded.name}", facts, summary, _curves_image(root), overlays, fig4, note
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    atomic_write_bytes(path, page.encode("utf-8"), root=path.parent)
+    record_outputs(path.parent, [path.name], "report")
     logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1024)
     return path

@@ -64,13 +64,10 @@ class LoadedRun:
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML configuration (``config.yaml``) as a dictionary; ``ValueError`` naming the file if it is not one."""
-    import yaml
+    from hlfnet.limits import safe_yaml_load
 
     path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    config = safe_yaml_load(path)  # size and alias limits; ValueError naming the file
     if not isinstance(config, dict):
         raise ValueError(
             f"{path}: expected a mapping with sections model, data, train; got {type(config).__name__}"

@@ -98,8 +98,21 @@ def load_model(
     try:
         info = json.loads(info_path.read_text())
         name, kwargs = info["name"], dict(info["kwargs"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{info_path}: not a model description ({error})") from None
-    model = create_model(name, **kwargs)
-    load_checked_state(model, load_file(str(weights), device=map_location), weights, f"{name!r} {kwargs}")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{info_path}: not a model description ({type(error).__name__}: {error})") from None
+    try:
+        model = create_model(name, **kwargs)
+    except (KeyError, TypeError, ValueError) as error:
+        message = error.args[0] if error.args else error
+        raise ValueError(f"{info_path}: describes a network hlfnet cannot build ({message})") from None
+    try:
+        state = load_file(str(weights), device=map_location)
+    except (
+        Exception
+    ) as error:  # safetensors raises SafetensorError (and others) for random or truncated files
+        raise ValueError(
+            f"{weights}: not a readable safetensors file ({type(error).__name__}: {error}); it may be truncated "
+            "or corrupt: restore it, or export the weights again from the run's checkpoints"
+        ) from None
+    load_checked_state(model, state, weights, f"{name!r} {kwargs}")
     return model.eval(), info

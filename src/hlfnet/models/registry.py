@@ -115,6 +115,12 @@ def create_model(
             f"create_model({name!r}) got unknown argument(s) {unknown}; allowed: {list(_ALLOWED_KWARGS)}"
         )
     arguments = {**spec.preset, **kwargs}
+    from hlfnet.limits import check_network_size
+
+    if all(
+        isinstance(arguments.get(k, 1), int) and arguments.get(k, 1) >= 1 for k in ("base_channels", "depth")
+    ):
+        check_network_size(arguments, key_prefix="")  # before allocating: depth=50 would need terabytes
     model = EncoderDecoderNet(in_channels, out_channels, spatial_dims, **arguments)
     model.model_name = name
     model.model_kwargs = {
