@@ -74,7 +74,7 @@ def user_message(error: BaseException) -> str | None:
         advice = _OS_ADVICE.get(error.errno, "permission denied")
         detail = "" if error.strerror is None else f" ({error.strerror})"
         return f"{where}: {advice}{detail}" if where else f"{advice}{detail}: {error}"
-    if isinstance(error, MemoryError):
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":  # torch.cuda's too
         return (
             "out of memory: lower data.image_size or train.batch_size, or predict with a smaller --batch-size"
         )
