@@ -21,8 +21,11 @@ from hlfnet.models import list_models
 TABLE1 = [f"{net}_{task}" for net in list_models() for task in ("isic2017", "spleen")]
 
 
-def test_all_ten_table1_experiments_and_synthetic_are_shipped() -> None:
-    assert sorted(list_configs()) == sorted([*TABLE1, "synthetic"])
+PROTOCOLS = [f"{net}_isic2017_{protocol}" for net in list_models() for protocol in ("cpu", "gpu")]
+
+
+def test_all_ten_table1_experiments_their_protocols_and_synthetic_are_shipped() -> None:
+    assert sorted(list_configs()) == sorted([*TABLE1, *PROTOCOLS, "synthetic"])
 
 
 @pytest.mark.parametrize("name", [*TABLE1, "synthetic"])
@@ -47,7 +50,7 @@ def test_shipped_config_loads_with_the_papers_recipe(name: str) -> None:
 def test_defaults_are_the_papers_recipe() -> None:
     t = TrainConfig()
     assert (t.batch_size, t.lr, t.weight_decay, t.lr_step_epochs, t.lr_gamma) == (6, 1e-4, 0.0, 15, 0.1)
-    assert (t.accelerator, t.devices, t.precision) == ("cpu", 1, "32")
+    assert (t.accelerator, t.devices, t.precision) == ("auto", 1, "32")  # a GPU when there is one
 
 
 def test_resolved_config_round_trips_and_spells_out_the_model(tmp_path: Path) -> None:
@@ -79,7 +82,6 @@ def test_resolved_config_round_trips_and_spells_out_the_model(tmp_path: Path) ->
         ("train.max_epochs=2.5", "'train.max_epochs' must be an integer"),
         ("train.progress_bar=maybe", "'train.progress_bar' must be true or false"),
         ("train.precision=fp8", "'train.precision' must be one of"),
-        ("train.precision=16-mixed", "needs a GPU"),
         ("train.batch_size=0", "train.batch_size must be at least 1"),
         ("train.lr_gamma=2", "train.lr_gamma must be in (0, 1]"),
         ("model.base_channels=wide", "'model.base_channels' must be an integer"),
@@ -94,6 +96,11 @@ def test_bad_keys_and_values_are_named(override: str, message: str) -> None:
         load_config("synthetic", [override])
     assert message in str(error.value)
     assert "synthetic.yaml" in str(error.value)  # names the file too
+
+
+def test_half_precision_on_the_cpu_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs a GPU"):
+        load_config("synthetic", ["train.accelerator=cpu", "train.precision=16-mixed"])
 
 
 def test_yaml_numbers_without_a_dot_and_int_precision_are_accepted(tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ class TrainConfig:
         num_workers: data-loading worker processes per training process.
         limit_train_batches: use only this many training batches per epoch (``None``: all).
         limit_val_batches: use only this many validation batches (``None``: all).
-        accelerator: ``cpu`` (default), ``gpu``/``cuda`` or ``auto`` (the float64 metric sums rule out MPS).
+        accelerator: ``auto`` (default: a CUDA GPU when PyTorch sees one, else the CPU), ``cpu``, or
+            ``gpu``/``cuda``. Apple's MPS is never chosen (the float64 metric sums rule it out).
         devices: devices per node (``>1`` with ``strategy: ddp`` for data parallel).
         num_nodes: machines.
         strategy: Lightning strategy: ``auto``, ``ddp``, ``ddp_spawn``, ``ddp_find_unused_parameters_true``,
@@ -110,7 +111,7 @@ class TrainConfig:
     num_workers: int = 0
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
-    accelerator: Accelerator = "cpu"
+    accelerator: Accelerator = "auto"
     devices: int = 1
     num_nodes: int = 1
     strategy: Strategy = "auto"
@@ -147,7 +148,7 @@ class TrainConfig:
             raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 < self.lr_gamma <= 1:
             raise ValueError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
-        if self.precision == "16-mixed" and self.accelerator == "cpu":
+        if self.precision == "16-mixed" and self.accelerator == "cpu":  # "auto" is checked once resolved
             raise ValueError(
                 "train.precision '16-mixed' needs a GPU (train.accelerator is 'cpu'); use 'bf16-mixed' on CPU"
             )

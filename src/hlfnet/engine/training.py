@@ -361,6 +361,27 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NO_ADVERTISING)
 
 
+def resolve_accelerator(accelerator: str) -> str:
+    """``auto`` -> ``gpu`` when CUDA is available, else ``cpu`` (never MPS: the float64 metric sums need
+    float64, which MPS lacks); ``cuda`` -> ``gpu``.
+
+    Raises:
+        ValueError: ``gpu``/``cuda`` asked for where PyTorch sees no CUDA device.
+    """
+    import torch
+
+    if accelerator == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"train.accelerator={accelerator!r} but PyTorch sees no CUDA GPU "
+                f"(torch {torch.__version__}); use train.accelerator=auto or cpu"
+            )
+        return "gpu"
+    return accelerator
+
+
 def build_trainer(
     config: ExperimentConfig,
     run_dir: Path,
@@ -393,7 +414,7 @@ def build_trainer(
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
-        accelerator=t.accelerator,
+        accelerator=resolve_accelerator(t.accelerator),
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
@@ -443,6 +464,11 @@ def train(
     """
     preflight(config)
     run_dir = Path(run_dir) if run_dir is not None else Path(config.train.runs_dir) / config.name
+    accelerator = resolve_accelerator(
+        config.train.accelerator
+    )  # a missing GPU fails before any folder exists
+    if config.train.precision == "16-mixed" and accelerator == "cpu":
+        raise ValueError("train.precision '16-mixed' needs a GPU and none was found; use 'bf16-mixed' on CPU")
     is_launcher = global_rank_from_env() == 0
     # DDP re-runs this function in child processes after rank 0 has created the folder: only rank 0 prepares.
     # Check first, create only once the data has loaded, so that a bad data path leaves no folder behind.
@@ -463,7 +489,7 @@ def train(
         batch_size=config.train.batch_size,
         num_workers=config.train.num_workers,
         seed=config.seed,
-        pin_memory=config.train.accelerator in ("gpu", "cuda"),
+        pin_memory=resolve_accelerator(config.train.accelerator) == "gpu",
     )
     datamodule.setup("fit")
     config = _resolve_data(config, datamodule)

@@ -28,7 +28,11 @@ def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
         default="torch",
         help="onnx: run RUN/export/model.onnx in ONNX Runtime",
     )
-    group.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1...)")
+    group.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: cuda when a GPU is present, else cpu), cpu, cuda, cuda:1...",
+    )
     group.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format (CPU: ~1.5x faster HLF-Net)"
     )
@@ -91,6 +95,23 @@ def _compare(args: argparse.Namespace) -> int:
     rows = compare_runs(args.runs, split=args.split, level=args.level)
     markdown = table_markdown(rows, paper=args.paper)
     csv_text = table_csv(rows)
+    if len(args.runs) > 1 and not args.csv:
+        from hlfnet.evaluation.statistics import paired_comparison, paired_markdown
+
+        reference = args.reference or args.runs[0]
+        level = rows[0].level
+        metrics = tuple(m for m in ("dice", "jaccard", "accuracy") if m in rows[0].metrics)
+        results = [
+            result
+            for run in args.runs
+            if Path(run) != Path(reference)
+            for result in paired_comparison(reference, run, split=args.split, level=level, metrics=metrics)
+        ]
+        markdown += (
+            f"\nPaired over the same cases, each run minus {Path(reference).name}: mean difference, 95 % "
+            f"bootstrap CI (10 000 resamples), two-sided Wilcoxon signed-rank p.\n\n"
+            + paired_markdown(results)
+        )
     if args.output:
         from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
 
@@ -109,7 +130,12 @@ def _report(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.report import write_report
 
     path = write_report(
-        args.run, split=args.split, output=args.output, cases=args.cases, overwrite=args.overwrite
+        args.run,
+        split=args.split,
+        output=args.output,
+        cases=args.cases,
+        overwrite=args.overwrite,
+        data_root=args.data,
     )
     print(f"wrote {path}")
     return 0
@@ -131,7 +157,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score a run as the ISIC challenge does (original mask size) and at network size; volumes "
         "per slice and per volume. Writes RUN/evaluation/<split>/{per_case.csv,summary.json,summary.md}.",
     )
-    p.add_argument("run", help="run folder (or model.safetensors)")
+    p.add_argument("run", help="run folder, model.safetensors, or a pretrained name (hlfnet-isic2017)")
     p.add_argument("--split", choices=("val", "test", "train"), default="test")
     p.add_argument(
         "--data", help="evaluate on this data folder (same format, its own split) instead of the run's"
@@ -139,7 +165,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", help="data format of --data when it differs from the run's (isic2017, folder, msd...)"
     )
-    p.add_argument("--output", help="output folder (default RUN/evaluation/<split>)")
+    p.add_argument(
+        "--output", help="output folder (default RUN/evaluation/<split>; required for a pretrained name)"
+    )
     _add_predictor_options(p)
     p.set_defaults(handler=_evaluate)
 
@@ -150,7 +178,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "8-bit PNG (0/255) at the input's size; volumes as NIfTI with the input's affine and header.",
     )
     p.add_argument(
-        "--model", required=True, help="run folder, model.safetensors, model.onnx or *.torchscript.pt"
+        "--model",
+        required=True,
+        help="pretrained name (hlfnet-isic2017, unet-isic2017: see `hlfnet models`), run folder, "
+        "model.safetensors, model.onnx or *.torchscript.pt",
     )
     p.add_argument(
         "--input", required=True, help="image, folder of images, or .nii/.nii.gz volume (or folder)"
@@ -177,21 +208,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--paper", choices=("isic2017", "spleen"), help="show the paper's values beside ours")
     p.add_argument("--output", help="folder to write table1.md and table1.csv into")
     p.add_argument("--csv", action="store_true", help="print CSV instead of markdown")
+    p.add_argument(
+        "--reference",
+        help="run the others are compared with, case by case (default: the first run); paired statistics "
+        "(bootstrap CI, Wilcoxon) are printed for two or more runs",
+    )
     p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser(
         "report",
         help="one self-contained HTML page: metrics, curves, best/median/worst cases, Fig. 4 attention maps",
     )
-    p.add_argument("run", help="run folder")
+    p.add_argument("run", help="run folder, or a pretrained name (then --output is required)")
     p.add_argument("--split", choices=("val", "test", "train"), default="test")
     p.add_argument("--cases", nargs="+", help="case ids for the Fig. 4 panels (default: best, median, worst)")
     p.add_argument("--output", help="HTML file (default RUN/report.html)")
+    p.add_argument(
+        "--data", help="data folder to evaluate on when the evaluation is missing (pretrained: always)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.set_defaults(handler=_report)
 
     p = subparsers.add_parser("export", help="export a run's network to ONNX or TorchScript")
-    p.add_argument("run", help="run folder (or model.safetensors)")
+    p.add_argument(
+        "run", help="run folder, model.safetensors, or a pretrained name (then --output is required)"
+    )
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--output", help="file to write (default RUN/export/model.onnx or model.torchscript.pt)")
     p.add_argument("--overwrite", action="store_true")

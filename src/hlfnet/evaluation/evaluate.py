@@ -333,7 +333,7 @@ def evaluate_run(
                 split
             ]
             ids = synthetic_ids(split, count)
-        cfg = predictor.cfg = _synthetic_as_folder(cfg, split, loaded.root or loaded.weights.parent)
+        cfg = predictor.cfg = _synthetic_as_folder(cfg, split, loaded.output_folder("the synthetic data"))
     pairs = _pairs_for(cfg, split, ids)
     if not pairs:
         raise ValueError(f"{cfg.root}: the {split} split is empty")
@@ -379,7 +379,7 @@ def evaluate_run(
         folder = (
             Path(output)
             if output is not None
-            else (loaded.root or loaded.weights.parent) / "evaluation" / split
+            else loaded.output_folder("the evaluation") / "evaluation" / split
         )
         files = {
             "per_case.csv": _csv_bytes(cases),

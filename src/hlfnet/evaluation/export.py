@@ -243,8 +243,12 @@ def export_run(
         raise ValueError(
             f"{loaded.weights}: no recorded preprocessing ('data.image_size'), so no input size to export"
         )
-    folder = (loaded.root or loaded.weights.parent) / "export"
-    path = Path(output) if output is not None else folder / f"model{SUFFIXES[fmt]}"
+    path = (
+        Path(output)
+        if output is not None
+        else loaded.output_folder("the export") / "export" / f"model{SUFFIXES[fmt]}"
+    )
+    info = {k: v for k, v in loaded.info.items() if k != "manifest"}
     return export_model(
-        loaded.model, path, tuple(size), fmt, info={**loaded.info, "data": loaded.data}, overwrite=overwrite
+        loaded.model, path, tuple(size), fmt, info={**info, "data": loaded.data}, overwrite=overwrite
     )

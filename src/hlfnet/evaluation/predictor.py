@@ -229,6 +229,31 @@ def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -
     return files, "volume" if volumes else "image"
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; other names are checked.
+
+    Raises:
+        ValueError: an unknown device name, or a CUDA device PyTorch does not see.
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"--device {device!r}: not a torch device ({error}); use auto, cpu or cuda[:N]"
+        ) from None
+    if resolved.type == "cuda" and (
+        not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"--device {device!r}: PyTorch sees {torch.cuda.device_count()} CUDA device(s); use --device auto or cpu"
+        )
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device!r}: only cpu and cuda devices are supported")
+    return resolved
+
+
 class Predictor:
     """Predict masks for images, folders and NIfTI volumes with a trained 2-D network.
 
@@ -242,7 +267,8 @@ class Predictor:
         tta: average the probabilities over flips (4 forward passes per image).
         largest_component: keep only the largest connected component of each class.
         threshold: binary threshold on the foreground probability.
-        device: torch device for ``nn.Module`` models.
+        device: torch device for ``nn.Module`` models; ``"auto"`` (default) = ``cuda`` when PyTorch sees a
+            GPU, else ``cpu``.
         channels_last: run an ``nn.Module`` in channels-last memory format (faster on CPU, same results up to
             float rounding; ``docs/benchmarks.md``).
         bf16: run an ``nn.Module`` under bfloat16 autocast (about 2× faster on CPUs with avx512_bf16 and on
@@ -265,7 +291,7 @@ class Predictor:
         tta: bool = False,
         largest_component: bool = False,
         threshold: float = 0.5,
-        device: str | torch.device = "cpu",
+        device: str | torch.device = "auto",
         channels_last: bool = False,
         bf16: bool = False,
         workers: int = 2,
@@ -292,7 +318,7 @@ class Predictor:
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.num_classes = 2 if self.out_channels == 1 else self.out_channels
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         if (channels_last or bf16) and not isinstance(model, nn.Module):
             raise ValueError("channels_last and bf16 apply to PyTorch models, not to an exported model")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

@@ -80,21 +80,28 @@ def _overlay(ax: Any, picture: np.ndarray, truth: np.ndarray, pred: np.ndarray, 
             ax.contour(mask > 0, levels=[0.5], colors=colour, linewidths=1.2)
 
 
-def _curves_image(root: Path) -> tuple[str | None, str]:
-    """The training curves as a data URI: ``curves.png`` as it is, or drawn from ``metrics.csv``."""
+def _curves_image(root: Path | None, history: list[dict[str, Any]] | None = None) -> tuple[str | None, str]:
+    """The training curves as a data URI: ``curves.png`` as it is, or drawn from ``metrics.csv``.
+
+    ``history`` (the rows of ``metrics.csv``, as a pretrained model's manifest keeps them) is drawn instead when
+    there is no run folder.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    png = root / "curves.png"
-    if png.is_file():
-        return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"), "curves.png"
-    metrics = root / "metrics.csv"
-    if not metrics.is_file():
-        return None, "no curves.png or metrics.csv in the run folder"
-    with metrics.open() as handle:
-        rows = list(csv.DictReader(handle))
+    if root is not None:
+        png = root / "curves.png"
+        if png.is_file():
+            return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"), "curves.png"
+        metrics = root / "metrics.csv"
+        if not metrics.is_file():
+            return None, "no curves.png or metrics.csv in the run folder"
+        with metrics.open() as handle:
+            rows = list(csv.DictReader(handle))
+    else:
+        rows = [{k: "" if v is None else str(v) for k, v in row.items()} for row in history or []]
     if not rows:
         return None, "metrics.csv is empty"
     x_key = "epoch" if "epoch" in rows[0] else None
@@ -308,15 +315,18 @@ def write_report(
     output: str | os.PathLike[str] | None = None,
     cases: list[str] | None = None,
     overwrite: bool = False,
+    data_root: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write the HTML report of a run.
+    """Write the HTML report of a run (or of a pretrained network, with ``output`` and ``data_root``).
 
     Args:
-        run: run folder.
+        run: run folder, or a pretrained name (then ``output`` is required and the evaluation is written
+            beside it, in ``<output stem>-evaluation/<split>``).
         split: the evaluated split to show (evaluated now if ``RUN/evaluation/<split>`` is missing).
         output: the HTML file; default ``RUN/report.html``.
         cases: case ids for Fig. 4 (image ids; ``volume:slice`` for volumes); default best, median, worst.
         overwrite: replace an existing report.
+        data_root: evaluate on this data folder instead of the one recorded at training.
 
     Returns:
         The HTML file.
@@ -336,20 +346,22 @@ def write_report(
     from hlfnet.evaluation.run import load_run
 
     loaded = load_run(run)
-    root = loaded.root or loaded.weights.parent
-    path = Path(output) if output is not None else root / "report.html"
+    path = Path(output) if output is not None else loaded.output_folder("the report") / "report.html"
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
     # --overwrite replaces a report hlfnet wrote, never another file, a folder or a symlink (hlfnet.atomic)
     claim_outputs(
         path.parent, [path.name], overwrite=overwrite, legacy=("report.html",) if output is None else ()
     )
+    root = (
+        path.parent / f"{path.stem}-evaluation" if loaded.pretrained else loaded.output_folder("the report")
+    )
     summary_file = summary_path(root, split)
     if summary_file.is_file() and _is_stale(summary_file):
         evaluate_run(run, split=split, output=summary_file.parent)
-    if not summary_file.is_file():
+    if not summary_file.is_file() or (loaded.pretrained and data_root is not None):
         logger.info("%s missing: evaluating the %s split first", summary_file, split)
-        evaluate_run(root, split=split)
+        evaluate_run(run, split=split, data_root=data_root, output=summary_file.parent)
     summary = json.loads(summary_file.read_text())
     settings = summary.get("settings", {})
     predictor = Predictor.from_run(
@@ -404,7 +416,15 @@ def write_report(
         f"threshold {settings.get('threshold')}",
     }
     page = render_report(
-        f"hlfnet report: {loaded.name}", facts, summary, _curves_image(root), overlays, fig4, note
+        f"hlfnet report: {loaded.name}",
+        facts,
+        summary,
+        _curves_image(None, loaded.info["manifest"].get("history"))
+        if loaded.pretrained
+        else _curves_image(root),
+        overlays,
+        fig4,
+        note,
     )
     atomic_write_bytes(path, page.encode("utf-8"), root=path.parent)
     record_outputs(path.parent, [path.name], "report")

@@ -57,6 +57,24 @@ class LoadedRun:
         return self.root.name if self.root is not None else self.weights.stem
 
     @property
+    def pretrained(self) -> str | None:
+        """The shipped pretrained name this network was loaded by, or ``None``."""
+        return self.info.get("pretrained")
+
+    def output_folder(self, what: str) -> Path:
+        """Where outputs of ``what`` go by default: inside the run folder (beside bare weights).
+
+        Raises:
+            ValueError: for a pretrained network, whose files live inside the installed package.
+        """
+        if self.pretrained:
+            raise ValueError(
+                f"{self.pretrained} is a pretrained model (its files are part of the installed package): "
+                f"pass --output to say where {what} should go"
+            )
+        return self.root or self.weights.parent
+
+    @property
     def model_name(self) -> str:
         """The registered network (``hlfnet``, ``unet``, ...)."""
         return str(self.info["name"])
@@ -120,10 +138,10 @@ def _load_checkpoint(ckpt: Path, config: dict[str, Any] | None, map_location: st
 
 
 def load_run(path: str | os.PathLike[str], map_location: str = "cpu") -> LoadedRun:
-    """Load a trained network from a run folder, a ``.safetensors`` file or a run's ``.ckpt``.
+    """Load a trained network from a run folder, a ``.safetensors`` file, a run's ``.ckpt`` or a pretrained name.
 
     Args:
-        path: ``runs/<name>``, ``.../model.safetensors`` (with its ``model.json``) or
+        path: a pretrained name (``hlfnet-isic2017``, see :func:`hlfnet.pretrained.list_pretrained`), ``runs/<name>``, ``.../model.safetensors`` (with its ``model.json``) or
             ``runs/<name>/checkpoints/best.ckpt``.
         map_location: device for the weights.
 
@@ -134,9 +152,16 @@ def load_run(path: str | os.PathLike[str], map_location: str = "cpu") -> LoadedR
         FileNotFoundError: the path does not exist, or the run folder holds no weights (names what it looked for).
         ValueError: the weights do not match the network their description names, or a file is malformed.
     """
+    from hlfnet.pretrained import is_pretrained_name, list_pretrained, load_pretrained
+
+    if is_pretrained_name(path):
+        return load_pretrained(str(path), map_location=map_location)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such run folder or weights file")
+        shipped = ", ".join(list_pretrained()) or "none installed"
+        raise FileNotFoundError(
+            f"{path}: no such run folder or weights file, nor a pretrained model name (pretrained: {shipped})"
+        )
     if path.is_dir():
         root = path
         weights = root / WEIGHTS_NAME

@@ -6,7 +6,9 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list registered networks with parameters and GFLOPs")
+    parser = subparsers.add_parser(
+        "models", help="list registered networks (parameters, GFLOPs) and the shipped pretrained models"
+    )
     parser.add_argument("--in-channels", type=int, default=4)
     parser.add_argument("--out-channels", type=int, default=1)
     parser.add_argument(
@@ -36,5 +38,14 @@ def models_table(in_channels: int = 4, out_channels: int = 1, size: tuple[int, i
 
 
 def run(args: argparse.Namespace) -> int:
+    from hlfnet.pretrained import list_pretrained, pretrained_table
+
     print(models_table(args.in_channels, args.out_channels, tuple(args.size)))
+    print()
+    if list_pretrained():
+        print("Pretrained (hlfnet predict --model NAME; scores on the held-out test split of their training data):")
+        print()
+        print(pretrained_table())
+    else:
+        print("No pretrained models in this installation.")
     return 0

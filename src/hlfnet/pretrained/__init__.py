@@ -216,7 +216,6 @@ def publish_pretrained(
 
     from hlfnet.atomic import atomic_path, atomic_write_bytes
     from hlfnet.evaluation.compare import summary_path
-    from hlfnet.evaluation.metrics import JACCARD_THRESHOLD
     from hlfnet.evaluation.run import load_run
 
     if not _NAME.match(name):
@@ -234,7 +233,6 @@ def publish_pretrained(
             f"{summary_file}: evaluate first (hlfnet evaluate {loaded.root} --split {split})"
         )
     summary = json.loads(summary_file.read_text())
-    per_case = summary_file.parent / "per_case.csv"
     original = summary["levels"]["original"]
     scores = {
         "split": split,
@@ -242,7 +240,7 @@ def publish_pretrained(
         "dice": original["dice"],
         "jaccard": original["jaccard"],
         "accuracy": original["accuracy"],
-        "thresholded_jaccard": _thresholded_mean(_column(per_case, "original_jaccard"), JACCARD_THRESHOLD),
+        "thresholded_jaccard": original["thresholded_jaccard"],
         "settings": {k: v for k, v in summary.get("settings", {}).items() if k != "weights"},
     }
     weights = folder / f"{name}.safetensors"
@@ -304,15 +302,3 @@ def _number(value: str) -> Any:
             return float(value)
         except ValueError:
             return value
-
-
-def _thresholded_mean(values: list[float], threshold: float) -> float:
-    """The ISIC leaderboard's thresholded Jaccard: per-image Jaccard, 0 below ``threshold``, averaged."""
-    return sum(v if v >= threshold else 0.0 for v in values) / max(1, len(values))
-
-
-def _column(path: Path, key: str) -> list[float]:
-    import csv
-
-    with open(path, newline="") as handle:
-        return [float(row[key]) for row in csv.DictReader(handle)]
