@@ -227,3 +227,18 @@ def test_interrupt_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     assert main(["models"]) == 130
     _, err = capsys.readouterr()
     assert "Traceback" not in err and "interrupted" in err
+
+
+@pytest.mark.parametrize("damage", ["images.npy", "meta.json", "masks.npy"])
+def test_damaged_cache_entry_is_rebuilt(
+    damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder_dataset(tmp_path / "d", [(16, 16, 3)] * 4)
+    cache = tmp_path / "cache"
+    argv = ["data", "prepare", "--format", "folder", "--root", str(root), "--cache-dir", str(cache)]
+    expect_ok(capsys, argv)
+    for entry in (cache / "arrays").iterdir():
+        (entry / damage).write_bytes(b"\x93NUMPY garbage" if damage.endswith(".npy") else b"{not json")
+    sentinel = Sentinel(tmp_path)
+    expect_ok(capsys, argv)
+    sentinel.unchanged(cache)

@@ -265,7 +265,14 @@ def load_or_build(
     final = cfg.cache_root / "arrays" / f"{cfg.format}-{split}-{key}"
     if (final / "meta.json").is_file():
         logger.debug("cache hit %s", final)
-        return _open(final)
+        try:
+            return _open(final)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
+            # a cache entry is hlfnet's own, rebuilt from the sources: a damaged one is replaced, not fatal
+            logger.warning(
+                "%s: damaged cache entry (%s: %s); rebuilding it", final, type(error).__name__, error
+            )
+            shutil.rmtree(final, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
@@ -301,10 +308,10 @@ def load_or_build(
 
 def _open(folder: Path) -> ArrayStore:
     meta = json.loads((folder / "meta.json").read_text())
-    return ArrayStore(
-        np.load(folder / "images.npy", mmap_mode="r"),
-        np.load(folder / "masks.npy", mmap_mode="r"),
-        meta["records"],
-        meta.get("skipped", []),
-        folder,
-    )
+    images = np.load(folder / "images.npy", mmap_mode="r", allow_pickle=False)
+    masks = np.load(folder / "masks.npy", mmap_mode="r", allow_pickle=False)
+    if images.shape[0] != masks.shape[0] or images.shape[0] < len(meta["records"]):
+        raise ValueError(
+            f"{len(meta['records'])} records but arrays of {images.shape[0]} and {masks.shape[0]}"
+        )
+    return ArrayStore(images, masks, meta["records"], meta.get("skipped", []), folder)
