@@ -140,3 +140,13 @@ def test_models_command_lists_pretrained_entries(published: Path, capsys) -> Non
     assert main(["pretrained", "list"]) == 0
     out = capsys.readouterr().out
     assert "tiny-test" in out and "unit test" in out
+
+
+def test_export_by_name_needs_and_uses_an_output(published: Path, tmp_path: Path) -> None:
+    from hlfnet.evaluation import export_run, load_exported
+
+    with pytest.raises(ValueError, match="--output"):
+        export_run("tiny-test", "onnx")
+    path = export_run("tiny-test", "onnx", output=tmp_path / "tiny.onnx")
+    model, info = load_exported(path)
+    assert info["data"]["image_size"] == [32, 48] and "manifest" not in info
