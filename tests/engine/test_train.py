@@ -156,6 +156,47 @@ def test_multiclass_training_uses_softmax_dice(tmp_path: Path, engine_cache: Pat
     assert all(math.isfinite(row[k]) for k in EPOCH_COLUMNS)
 
 
+class _FixedLogits(torch.nn.Module):
+    """A "network" whose logits are given, so the loss of a training step can be worked out by hand."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+        self.out_channels = logits.shape[1]
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits + 0 * self.anchor
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_multiclass_training_step_is_per_image_softmax_dice_over_the_foreground_classes() -> None:
+    """K = 3 logits on two 1×2 images. Logits = log p, so softmax gives p back exactly: in both images pixel a
+    has p = (0.2, 0.5, 0.3) and pixel b p = (0.1, 0.3, 0.6); the labels are (1, 2) and (2, 2). Per image and
+    foreground class k, Dice loss = 1 - (2 Σ p_k t_k + ε) / (Σ p_k + Σ t_k + ε), MONAI's ε = 1e-5:
+
+    * image 1, class 1: 1 - (2·0.5 + ε) / (0.8 + 1 + ε); class 2: 1 - (2·0.6 + ε) / (0.9 + 1 + ε);
+    * image 2, class 1: 1 - ε / (0.8 + ε) (absent, predicted 0.8); class 2: 1 - (2·0.9 + ε) / (0.9 + 2 + ε);
+
+    the loss is the mean of the four. Sigmoid Dice (0.553 on image 1 alone), the background included (0.604)
+    or Dice over the whole batch instead of per image would each give another value.
+    """
+    from hlfnet.engine.module import SegmentationModule
+
+    p = torch.tensor([[0.2, 0.1], [0.5, 0.3], [0.3, 0.6]]).view(1, 3, 1, 2).repeat(2, 1, 1, 1)
+    module = SegmentationModule(_FixedLogits(p.log()))
+    batch = {"image": torch.zeros(2, 1, 1, 2), "mask": torch.tensor([[[[1, 2]]], [[[2, 2]]]])}
+    e = 1e-5
+    per_class = [
+        1 - (1.0 + e) / (1.8 + e),
+        1 - (1.2 + e) / (1.9 + e),
+        1 - e / (0.8 + e),
+        1 - (1.8 + e) / (2.9 + e),
+    ]
+    expected = sum(per_class) / 4  # 0.548039...
+    assert float(module.training_step(batch, 0).detach()) == pytest.approx(expected, abs=1e-6)
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path, engine_cache: Path) -> None:
     """SIGKILL a real ``hlfnet train`` process once it has a checkpoint, then ``--resume`` it."""

@@ -9,7 +9,6 @@ import torch
 
 from hlfnet import create_model, list_models
 from hlfnet.models import (
-    HFE,
     LFE,
     MODELS,
     ChannelRecalibration,
@@ -18,7 +17,7 @@ from hlfnet.models import (
     count_parameters,
     get_model_spec,
 )
-from hlfnet.models.blocks import ConvModule, group_count
+from hlfnet.models.blocks import group_count
 
 ALL = list_models()
 HAS_LFE = {"hlfnet", "hlfnet_lfe"}
@@ -132,31 +131,6 @@ def test_forward_with_attention_logits_equal_forward():
         torch.testing.assert_close(model(x), model.forward_with_attention(x).logits)
 
 
-def test_hfe_residual_form_numerically():
-    """Ỹc = (1 + z̃) ⊗ Y and Ỹs = (1 + s̃) ⊗ Y, concatenated, then the fusion module (§2.1)."""
-    hfe = HFE(channels=6).eval()
-    skip, up = torch.randn(2, 6, 9, 11), torch.randn(2, 6, 9, 11)
-    out, s, z = hfe.forward_with_attention(skip, up)
-    y = torch.cat([skip, up], 1)
-    z_ref = torch.sigmoid(hfe.channel.fc(y.mean((2, 3), keepdim=True)))
-    s_ref = torch.sigmoid(hfe.spatial.conv(y))
-    torch.testing.assert_close(z, z_ref)
-    torch.testing.assert_close(s, s_ref)
-    torch.testing.assert_close(out, hfe.fuse(torch.cat([y * (1 + z_ref), y * (1 + s_ref)], 1)))
-    assert out.shape == (2, 12, 9, 11) and z.shape == (2, 12, 1, 1) and s.shape == (2, 1, 9, 11)
-
-
-def test_lfe_residual_form_numerically():
-    """X̃ = (1 + σ(s')) ⊗ F_tr(X) (§2.2)."""
-    lfe = LFE(3, 8).eval()
-    x = torch.randn(2, 3, 13, 17)
-    out, attention = lfe.forward_with_attention(x)
-    torch.testing.assert_close(out, (1 + attention) * lfe.trunk(x))
-    assert attention.shape == (2, 1, 13, 17)
-    # The map is not trivial: it depends on the input.
-    assert not torch.allclose(attention, lfe.forward_with_attention(torch.randn(2, 3, 13, 17))[1])
-
-
 def test_lfe_semantic_branch_samples_down_twice():
     lfe = LFE(3, 8)
     pools = []
@@ -165,13 +139,7 @@ def test_lfe_semantic_branch_samples_down_twice():
     assert pools == [torch.Size([8, 10]), torch.Size([4, 5])]
 
 
-def test_every_convolution_module_is_conv_groupnorm_relu():
-    model = create_model("hlfnet", base_channels=8)
-    modules = [m for m in model.modules() if isinstance(m, ConvModule)]
-    assert modules
-    for m in modules:
-        assert isinstance(m[1], torch.nn.GroupNorm)
-        assert isinstance(m[-1], (torch.nn.ReLU, torch.nn.GroupNorm))
+# HFE, LFE, the convolution module and the skeleton against the paper's equations: test_paper_equations.py
 
 
 def test_group_count_rule():
