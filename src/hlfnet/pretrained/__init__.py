@@ -161,7 +161,7 @@ def load_pretrained(name: str, map_location: str = "cpu") -> Any:
 
 
 def pretrained_table() -> str:
-    """Markdown table of the shipped networks: protocol, data and measured test scores."""
+    """Markdown table of the shipped networks: protocol (its short name, before ``:``), input size, test scores."""
     rows = [
         "| pretrained | network | input (H×W) | protocol | test cases | Dice | Jaccard | accuracy | thresholded Jaccard |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
@@ -174,7 +174,7 @@ def pretrained_table() -> str:
             return f"{scores[key]:.3f}" if key in scores else "–"
 
         rows.append(
-            f"| {name} | {entry['network']['name']} | {size[0]}×{size[1]} | {entry.get('protocol', '?')} "
+            f"| {name} | {entry['network']['name']} | {size[0]}×{size[1]} | {entry.get('protocol', '?').split(':')[0]} "
             f"| {scores.get('cases', '–')} | {fmt('dice')} | {fmt('jaccard')} | {fmt('accuracy')} "
             f"| {fmt('thresholded_jaccard')} |"
         )
