@@ -16,7 +16,7 @@ from PIL import Image
 from hlfnet.evaluation import Predictor, binary_scores
 from hlfnet.pretrained import list_pretrained, load_pretrained, pretrained_info, verify_pretrained
 
-SHIPPED = ("hlfnet-isic2017",)
+SHIPPED = ("hlfnet-isic2017", "unet-isic2017")
 
 
 @pytest.fixture(autouse=True)
