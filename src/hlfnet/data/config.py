@@ -74,9 +74,10 @@ class DataConfig:
             ``masks/`` pair of folders, ``_mask`` for a flat folder, ``""`` for NIfTI labels.
         mask_threshold: ``None`` (strict): masks must hold only the declared labels ({0, 1} or {0, 255} for
             binary, 0..K-1 otherwise) or loading fails naming the file. An integer ``t`` binarises
-            masks as ``value > t`` (the paper's ``> 127``; rescues JPEG-compressed masks).
+            masks as ``value > t`` (our choice, e.g. ``127``; the paper does not say; rescues JPEG-compressed
+            masks).
         ct_window: ``(low, high)`` intensity window (e.g. ``(-57, 164)`` HU) clipped and scaled to [0, 1];
-            ``None`` = per-volume min–max (the paper).
+            ``None`` = per-volume min–max (our reading of the paper's "normalized all images to 0 to 1").
         drop_background_slices: Splits of volume formats whose background-only slices are dropped
             (the paper dropped them everywhere: 882/135/380 slices).
         skip_bad: ``False`` (default) stops at the first bad file; ``True`` skips bad samples with a warning

@@ -1,7 +1,7 @@
 """Segmentation metrics computed exactly as the ISIC challenge scorer computes them.
 
 The conventions are those of ``isic-challenge-scoring`` 5.6.0 (``isic_challenge_scoring.metrics``), checked in
-``tests/evaluation/test_metrics.py`` against the package itself on real ISIC 2017 masks:
+``tests/evaluation/test_metrics.py`` against the package itself on synthetic masks (and real ISIC 2017 masks when present):
 
 * ``accuracy = (TP + TN) / (TP + TN + FP + FN)``;
 * ``sensitivity = TP / (TP + FN)``, **1** when the mask is empty (``TP + FN == 0``);
