@@ -67,20 +67,43 @@ def volume_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(model, root / "model.safetensors", extra={"data": data})
 
 
-def isic_folder() -> Path:
-    folder = shared_data_root() / "isic2017"
-    if not folder.exists():
-        pytest.skip(f"real data not found at {folder} (set HLFNET_SHARED_DATA to the shared/data folder)")
-    return folder
+@dataclass(frozen=True)
+class LesionImages:
+    """Eight lesion images and their 0/255 masks: the shared real ISIC 2017 JPEGs, or synthetic stand-ins."""
+
+    images: list[Path]
+    truths: list[Path]
+    real: bool
 
 
 @pytest.fixture(scope="session")
-def isic_images() -> list[Path]:
-    """Eight real ISIC 2017 images (the shared 256×256 JPEGs); skips without the shared data."""
-    images = sorted((isic_folder() / "ISIC-2017_Training_Data").glob("ISIC_*.jpg"))[:8]
-    if len(images) < 8:
-        pytest.skip("fewer than 8 ISIC images in the shared data")
-    return images
+def lesion_images(tmp_path_factory: pytest.TempPathFactory) -> LesionImages:
+    """Real ISIC 2017 images where ``../shared/data`` exists; elsewhere (a clone without the data) eight
+    256×256 synthetic lesion JPEGs with their masks, so that the server, load and browser tests still run."""
+    folder = shared_data_root() / "isic2017"
+    images = sorted((folder / "ISIC-2017_Training_Data").glob("ISIC_*.jpg"))[:8]
+    if len(images) == 8:
+        truths = [
+            folder / "ISIC-2017_Training_Part1_GroundTruth" / f"{p.stem}_segmentation.png" for p in images
+        ]
+        return LesionImages(images, truths, real=True)
+    from PIL import Image
+
+    from hlfnet.data.synthetic import write_synthetic_folder
+
+    out = write_synthetic_folder(tmp_path_factory.mktemp("lesions") / "synthetic", "test", 8, (256, 256))
+    images = []
+    for png in sorted((out / "images").glob("*.png")):
+        jpeg = png.with_suffix(".jpg")
+        Image.open(png).convert("RGB").save(jpeg, quality=92)
+        images.append(jpeg)
+    return LesionImages(images, [out / "masks" / f"{p.stem}.png" for p in images], real=False)
+
+
+@pytest.fixture(scope="session")
+def isic_images(lesion_images: LesionImages) -> list[Path]:
+    """Eight real ISIC 2017 images (the shared 256×256 JPEGs), or synthetic stand-ins without the shared data."""
+    return lesion_images.images
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +113,9 @@ def isic_image(isic_images: list[Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def isic_truth(isic_image: Path) -> Path:
-    return isic_folder() / "ISIC-2017_Training_Part1_GroundTruth" / f"{isic_image.stem}_segmentation.png"
+def isic_truth(lesion_images: LesionImages) -> Path:
+    """The 0/255 mask of ``isic_image``."""
+    return lesion_images.truths[0]
 
 
 @pytest.fixture
