@@ -126,6 +126,16 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from hlfnet.evaluation.score import score_folders, summary_table
+
+    result = score_folders(args.pred, args.gt, num_classes=args.num_classes, output=args.output)
+    print(summary_table(result.summary), end="")
+    if result.output is not None:
+        print(f"written to {result.output}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.report import write_report
 
@@ -214,6 +224,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(bootstrap CI, Wilcoxon) are printed for two or more runs",
     )
     p.set_defaults(handler=_compare)
+
+    p = subparsers.add_parser(
+        "score",
+        help="score a folder of predicted masks against a folder of ground truths (ISIC-exact metrics)",
+        description="Pairs <id>.png / <id>.nii.gz predictions with <id>, <id>_segmentation or <id>_mask ground "
+        "truths and scores each case as the ISIC challenge scorer does (volumes as one 3-D case).",
+    )
+    p.add_argument("--pred", required=True, help="folder of predicted masks (e.g. hlfnet predict's output)")
+    p.add_argument("--gt", required=True, help="folder of ground-truth masks")
+    p.add_argument("--num-classes", type=int, default=2, help="classes including background (default 2)")
+    p.add_argument("--output", help="folder to write per_case.csv, summary.json and summary.md into")
+    p.set_defaults(handler=_score)
 
     p = subparsers.add_parser(
         "report",
