@@ -40,6 +40,16 @@ def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
         "--bf16", action="store_true", help="bfloat16 autocast (CPU with avx512_bf16 or GPU: ~2x faster)"
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_checkpoint_option(group)
+
+
+def _add_checkpoint_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="a run folder's best-on-validation weights (default) or its last epoch's",
+    )
 
 
 def _predictor_options(args: argparse.Namespace) -> dict:
@@ -66,6 +76,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         data_overrides=overrides,
         output=args.output,
         backend=args.backend,
+        checkpoint=args.checkpoint,
         **_predictor_options(args),
     )
     print(summary_markdown(result.summary))
@@ -77,7 +88,7 @@ def _predict(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.predictor import Predictor
 
     options = _predictor_options(args)
-    predictor = Predictor.from_path(args.model, backend=args.backend, **options)
+    predictor = Predictor.from_path(args.model, backend=args.backend, checkpoint=args.checkpoint, **options)
     written = predictor.predict(
         args.input,
         args.output,
@@ -154,7 +165,9 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.export import export_run
 
-    path = export_run(args.run, fmt=args.format, output=args.output, overwrite=args.overwrite)
+    path = export_run(
+        args.run, fmt=args.format, output=args.output, overwrite=args.overwrite, checkpoint=args.checkpoint
+    )
     print(f"wrote {path}")
     return 0
 
@@ -256,6 +269,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run folder, model.safetensors, or a pretrained name (then --output is required)"
     )
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    _add_checkpoint_option(p)
     p.add_argument("--output", help="file to write (default RUN/export/model.onnx or model.torchscript.pt)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=_export)

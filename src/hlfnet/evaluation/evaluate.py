@@ -284,6 +284,7 @@ def evaluate_run(
     data_overrides: dict[str, Any] | None = None,
     output: str | os.PathLike[str] | None = None,
     write: bool = True,
+    checkpoint: str = "best",
     **predictor_options: Any,
 ) -> EvaluationResult:
     """Score a run on one split and write ``per_case.csv``, ``summary.json`` and ``summary.md``.
@@ -296,6 +297,8 @@ def evaluate_run(
         data_overrides: other ``DataConfig`` fields to change (e.g. ``{"format": "folder"}``).
         output: where to write; default ``RUN/evaluation/<split>``.
         write: write the files (``False``: only return the result).
+        checkpoint: ``"best"`` (default) or ``"last"`` weights of a run folder; ``last`` is written to
+            ``RUN/evaluation/<split>-last`` so it never replaces the best weights' evaluation.
         **predictor_options: options of :class:`~hlfnet.evaluation.predictor.Predictor` (``tta``,
             ``largest_component``, ``batch_size``, ``backend``, ``progress``...).
 
@@ -313,7 +316,7 @@ def evaluate_run(
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    loaded = load_run(run)
+    loaded = load_run(run, checkpoint=checkpoint)
     backend = predictor_options.pop("backend", "torch")
     predictor = Predictor.from_run(loaded, backend=backend, **predictor_options)
     cfg = predictor.cfg
@@ -379,7 +382,9 @@ def evaluate_run(
         folder = (
             Path(output)
             if output is not None
-            else loaded.output_folder("the evaluation") / "evaluation" / split
+            else loaded.output_folder("the evaluation")
+            / "evaluation"
+            / (split if checkpoint == "best" else f"{split}-last")
         )
         files = {
             "per_case.csv": _csv_bytes(cases),

@@ -218,8 +218,9 @@ def export_run(
     fmt: ExportFormat = "onnx",
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    checkpoint: str = "best",
 ) -> Path:
-    """Export a run's network for the input size of its preprocessing.
+    """Export a run's network for the input size of its preprocessing (``checkpoint``: ``best`` or ``last``).
 
     Args:
         run: run folder or weights file.
@@ -237,7 +238,7 @@ def export_run(
 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {fmt!r}")
-    loaded = load_run(run)
+    loaded = load_run(run, checkpoint=checkpoint)
     size = loaded.data.get("image_size")
     if not size:
         raise ValueError(
@@ -246,7 +247,9 @@ def export_run(
     path = (
         Path(output)
         if output is not None
-        else loaded.output_folder("the export") / "export" / f"model{SUFFIXES[fmt]}"
+        else loaded.output_folder("the export")
+        / "export"
+        / f"model{'' if checkpoint == 'best' else '-last'}{SUFFIXES[fmt]}"
     )
     info = {k: v for k, v in loaded.info.items() if k != "manifest"}
     return export_model(

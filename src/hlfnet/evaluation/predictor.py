@@ -335,12 +335,15 @@ class Predictor:
         self.source: dict[str, Any] = {}
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], backend: str = "torch", **kwargs: Any) -> Predictor:
+    def from_path(
+        cls, path: str | os.PathLike[str], backend: str = "torch", checkpoint: str = "best", **kwargs: Any
+    ) -> Predictor:
         """Build a predictor from a run folder, weights, or an exported ``.onnx`` / ``.torchscript.pt`` file.
 
         Args:
             path: ``runs/<name>``, ``model.safetensors``, ``*.ckpt``, ``*.onnx`` or ``*.torchscript.pt``.
             backend: ``"torch"``, or ``"onnx"`` to run the run's ``export/model.onnx`` through ONNX Runtime.
+            checkpoint: ``"best"`` or ``"last"`` weights of a run folder (see :func:`~hlfnet.evaluation.load_run`).
             **kwargs: options of :class:`Predictor`.
 
         Raises:
@@ -354,7 +357,7 @@ class Predictor:
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         path = Path(path)
         if path.suffix not in (".onnx", ".pt"):
-            return cls.from_run(load_run(path), backend=backend, **kwargs)
+            return cls.from_run(load_run(path, checkpoint=checkpoint), backend=backend, **kwargs)
         model, info = load_exported(path)
         if not info.get("data"):
             raise ValueError(f"{path}: no preprocessing recorded ('data' in {path.name}.json)")

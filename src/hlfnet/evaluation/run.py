@@ -137,13 +137,18 @@ def _load_checkpoint(ckpt: Path, config: dict[str, Any] | None, map_location: st
     return model.eval(), info
 
 
-def load_run(path: str | os.PathLike[str], map_location: str = "cpu") -> LoadedRun:
+CHECKPOINTS = ("best", "last")
+
+
+def load_run(path: str | os.PathLike[str], map_location: str = "cpu", checkpoint: str = "best") -> LoadedRun:
     """Load a trained network from a run folder, a ``.safetensors`` file, a run's ``.ckpt`` or a pretrained name.
 
     Args:
         path: a pretrained name (``hlfnet-isic2017``, see :func:`hlfnet.pretrained.list_pretrained`), ``runs/<name>``, ``.../model.safetensors`` (with its ``model.json``) or
             ``runs/<name>/checkpoints/best.ckpt``.
         map_location: device for the weights.
+        checkpoint: for a run folder, ``"best"`` (``model.safetensors``, the best-on-validation weights) or
+            ``"last"`` (``checkpoints/last.ckpt``, the last epoch's).
 
     Returns:
         The :class:`LoadedRun`.
@@ -154,7 +159,13 @@ def load_run(path: str | os.PathLike[str], map_location: str = "cpu") -> LoadedR
     """
     from hlfnet.pretrained import is_pretrained_name, list_pretrained, load_pretrained
 
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"--checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
     if is_pretrained_name(path):
+        if checkpoint != "best":
+            raise ValueError(
+                f"{path}: a pretrained model ships only its best weights; drop --checkpoint last"
+            )
         return load_pretrained(str(path), map_location=map_location)
     path = Path(path)
     if not path.exists():
@@ -162,7 +173,15 @@ def load_run(path: str | os.PathLike[str], map_location: str = "cpu") -> LoadedR
         raise FileNotFoundError(
             f"{path}: no such run folder or weights file, nor a pretrained model name (pretrained: {shipped})"
         )
-    if path.is_dir():
+    if path.is_dir() and checkpoint == "last":
+        root, weights = path, path / "checkpoints" / "last.ckpt"
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"{weights}: not found (--checkpoint last needs a run folder's last checkpoint)"
+            )
+    elif checkpoint == "last":
+        raise ValueError(f"{path}: --checkpoint last needs a run folder, not a weights file")
+    elif path.is_dir():
         root = path
         weights = root / WEIGHTS_NAME
         if not weights.is_file():
