@@ -84,14 +84,14 @@ def main() -> None:
             run, batch_size=args.batch_size, workers=0, channels_last=args.fast, bf16=args.fast
         )
         batches = [
-            torch.stack([predictor._load_image(f, None).tensor for f in files[i : i + args.batch_size]])
+            torch.stack([predictor.load_image(f, None).tensor for f in files[i : i + args.batch_size]])
             for i in range(0, len(files), args.batch_size)
         ]
 
         def forward() -> float:
             start = time.perf_counter()
             for x in batches:
-                predictor._logits(x)  # the network in the predictor's memory format and precision
+                predictor.logits(x)  # the network in the predictor's memory format and precision
             return time.perf_counter() - start
 
         def end_to_end(round_: int) -> float:

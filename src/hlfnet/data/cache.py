@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from hlfnet.data.config import DataConfig
-from hlfnet.data.io import _pil_header, load_label_volume, load_volume, npy_header, read_image, read_mask
+from hlfnet.data.io import load_label_volume, load_volume, npy_header, pil_header, read_image, read_mask
 from hlfnet.data.layouts import Pair
 from hlfnet.data.preprocess import (
-    _slice_ornt,
     labels_to_slices,
     resize_image,
     resize_mask,
     resolve_in_channels,
+    slice_orientation,
     to_model_channels,
     volume_to_slices,
 )
@@ -106,7 +106,7 @@ def native_channels(cfg: DataConfig, pair: Pair) -> int:
     if pair.image.suffix.lower() == ".npy":
         shape, _ = npy_header(pair.image)
         return int(shape[2]) if len(shape) == 3 else 1
-    with _pil_header(pair.image) as img:
+    with pil_header(pair.image) as img:
         return 1 if img.mode in ("1", "L", "LA", "F") or img.mode.startswith("I") else 3
 
 
@@ -169,7 +169,7 @@ def _slice_count(path: Path) -> int:
     import nibabel as nib
 
     img = nib.load(str(path))
-    ornt = _slice_ornt(img.affine)
+    ornt = slice_orientation(img.affine)
     return int(img.shape[int(np.flatnonzero(ornt[:, 0] == 2)[0])])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hlfnet.data.config import DataConfig
-from hlfnet.data.io import _raw_mask, labels_to_classes, load_label_volume, load_volume, read_image
+from hlfnet.data.io import labels_to_classes, load_label_volume, load_volume, raw_mask, read_image
 from hlfnet.data.layouts import detect_format, discover
 
 __all__ = ["CheckReport", "check_dataset"]
@@ -121,7 +121,7 @@ def check_dataset(
                 raw_values.update(np.unique(labels).tolist())
             else:
                 image = read_image(pair.image)
-                raw = _raw_mask(pair.mask)
+                raw = raw_mask(pair.mask)
                 raw_values.update(np.unique(raw).tolist())
                 labels = labels_to_classes(raw, num_classes, mask_threshold, pair.mask)
                 if raw.shape != image.shape[:2]:

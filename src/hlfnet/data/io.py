@@ -68,7 +68,7 @@ def _pil_bomb(path: Path, error: Exception) -> ResourceLimitError:
     )
 
 
-def _pil_header(path: Path):
+def pil_header(path: Path):
     """``Image.open`` (header only) with the pixel limit checked before any decoding."""
     import warnings
 
@@ -93,7 +93,7 @@ def _pil_header(path: Path):
 def _open_pil(path: Path):
     from PIL import Image
 
-    img = _pil_header(path)
+    img = pil_header(path)
     try:
         if getattr(img, "n_frames", 1) > 1:
             raise ValueError(f"{path}: multi-frame image ({img.n_frames} frames); save one image per file")
@@ -207,11 +207,12 @@ def image_size_of(path: str | Path) -> tuple[int, int]:
             raise ValueError(f"{path}: .npy image must be (H, W) or (H, W, C), got shape {shape}")
         check_image_pixels(shape, path)
         return int(shape[0]), int(shape[1])
-    with _pil_header(path) as img:
+    with pil_header(path) as img:
         return img.size[1], img.size[0]
 
 
-def _raw_mask(path: Path) -> np.ndarray:
+def raw_mask(path: Path) -> np.ndarray:
+    """The label image as stored (no label check): a 2-D integer array, for checks that report its values."""
     if path.suffix.lower() == ".npy":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: file not found")
@@ -299,7 +300,7 @@ def read_mask(path: str | Path, num_classes: int = 2, mask_threshold: int | None
         ValueError: unreadable file, colour mask, or stray values, naming the file.
     """
     path = Path(path)
-    return labels_to_classes(_raw_mask(path), num_classes, mask_threshold, path)
+    return labels_to_classes(raw_mask(path), num_classes, mask_threshold, path)
 
 
 class VolumeMeta(NamedTuple):

@@ -205,7 +205,7 @@ def _to_float_tensor(chw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(chw, np.float32))
 
 
-def _slice_ornt(affine: np.ndarray) -> np.ndarray:
+def slice_orientation(affine: np.ndarray) -> np.ndarray:
     import nibabel as nib
 
     return nib.orientations.ornt_transform(
@@ -227,7 +227,7 @@ def reorient_to_slices(data: np.ndarray, affine: np.ndarray | None) -> np.ndarra
 
     if affine is None:
         return data
-    return nib.orientations.apply_orientation(data, _slice_ornt(affine))
+    return nib.orientations.apply_orientation(data, slice_orientation(affine))
 
 
 def normalize_volume(data: np.ndarray, ct_window: tuple[float, float] | None) -> np.ndarray:
@@ -330,7 +330,7 @@ def slices_to_volume(
             f"pred must be integer class indices (N, H, W), got {tuple(pred.shape)} {pred.dtype}"
         )
     spatial = tuple(int(s) for s in ref.shape[:3])
-    ornt = _slice_ornt(ref.affine)
+    ornt = slice_orientation(ref.affine)
     # Shape of the reference in the slice layout: permute the spatial shape like apply_orientation does.
     layout_shape = [0, 0, 0]
     for in_axis, (out_axis, _flip) in enumerate(ornt):

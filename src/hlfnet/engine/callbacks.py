@@ -247,9 +247,9 @@ class RunRecorder(L.Callback):
 
 
 def _plain_data(data: DataConfig) -> dict[str, Any]:
-    from hlfnet.engine.config import _plain
+    from hlfnet.engine.config import plain_data
 
-    return _plain(asdict(data))
+    return plain_data(asdict(data))
 
 
 def global_rank_from_env() -> int:

@@ -462,21 +462,22 @@ def load_config(config: str | Path, overrides: list[str] | None = None) -> Exper
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """The resolved config as plain YAML-able data; the model section gains the data-derived channels."""
-    data = _plain(asdict(config.data))
+    data = plain_data(asdict(config.data))
     return {
         "name": config.name,
         "seed": config.seed,
         "model": {"name": config.model.name, **config.model_kwargs()},
         "data": data,
-        "train": _plain(asdict(config.train)),
+        "train": plain_data(asdict(config.train)),
     }
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """``value`` with tuples as lists and keys as strings: what YAML and JSON write (for configs and records)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value

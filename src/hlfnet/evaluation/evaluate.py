@@ -80,7 +80,7 @@ def _means(rows: list[dict[str, Any]], level: str) -> dict[str, float]:
     return {m: float(np.mean([r[f"{level}_{m}"] for r in rows])) for m in BINARY_METRICS} if rows else {}
 
 
-def _pairs_for(cfg: Any, split: str, ids: list[str] | None) -> list[Any]:
+def pairs_for_split(cfg: Any, split: str, ids: list[str] | None) -> list[Any]:
     """The (id, image, mask) pairs of ``split``, restricted to the run's own split ids when given."""
     from hlfnet.data.layouts import discover
     from hlfnet.data.splits import split_pairs
@@ -103,7 +103,7 @@ def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[st
 
     rows = []
     predictions = predictor.predict_images([p.image for p in pairs], ids=[p.id for p in pairs])
-    bar = predictor._bar(len(pairs), "img")
+    bar = predictor.progress_bar(len(pairs), "img")
     try:
         for pair, pred in zip(pairs, predictions, strict=True):
             truth = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold)
@@ -135,7 +135,7 @@ def _evaluate_volumes(
 
     drop_background = split in cfg.drop_background_slices
     cases, slices = [], []
-    bar = predictor._bar(len(pairs), "volume")
+    bar = predictor.progress_bar(len(pairs), "volume")
     try:
         for pair in pairs:
             volume, meta = load_volume(pair.image)
@@ -256,7 +256,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
+def synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
     """The synthetic split written once as PNG files (``RUN/evaluation/synthetic-data/<split>``), as a folder config.
 
     Synthetic data lives in memory; writing it lets a synthetic run go through exactly the path of real data
@@ -336,8 +336,8 @@ def evaluate_run(
                 split
             ]
             ids = synthetic_ids(split, count)
-        cfg = predictor.cfg = _synthetic_as_folder(cfg, split, loaded.output_folder("the synthetic data"))
-    pairs = _pairs_for(cfg, split, ids)
+        cfg = predictor.cfg = synthetic_as_folder(cfg, split, loaded.output_folder("the synthetic data"))
+    pairs = pairs_for_split(cfg, split, ids)
     if not pairs:
         raise ValueError(f"{cfg.root}: the {split} split is empty")
     logger.info("evaluating %s on %d %s case(s) of %s", loaded.name, len(pairs), split, cfg.root)

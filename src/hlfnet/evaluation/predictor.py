@@ -95,7 +95,7 @@ class VolumePrediction:
 
 
 @dataclass
-class _Item:
+class PreparedImage:
     id: str
     tensor: torch.Tensor
     original: tuple[int, int]
@@ -401,7 +401,9 @@ class Predictor:
 
     # ------------------------------------------------------------------ tensors
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's logits for a preprocessed batch ``(B, C, H, W)``, in the predictor's device, memory
+        format and precision (returned as float32 on the CPU)."""
         if isinstance(self.model, nn.Module):
             x = x.to(self.device).contiguous(memory_format=self.memory_format)
             with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
@@ -418,10 +420,10 @@ class Predictor:
                 f"expected preprocessed images (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         if not self.tta:
-            return self._activate(self._logits(x))
+            return self._activate(self.logits(x))
         total = torch.zeros(0)
         for dims in TTA_FLIPS:
-            p = self._activate(self._logits(x.flip(dims) if dims else x))
+            p = self._activate(self.logits(x.flip(dims) if dims else x))
             p = p.flip(dims) if dims else p
             total = p if total.numel() == 0 else total + p
         return total / len(TTA_FLIPS)
@@ -437,24 +439,27 @@ class Predictor:
 
     # ------------------------------------------------------------------ 2-D images
 
-    def _load_image(self, image: str | os.PathLike[str] | np.ndarray, case_id: str | None) -> _Item:
+    def load_image(self, image: str | os.PathLike[str] | np.ndarray, case_id: str | None) -> PreparedImage:
+        """Read and preprocess one image as training did: its tensor ``(C, H, W)``, original size and id."""
         from hlfnet.data.preprocess import preprocess_image
 
         if isinstance(image, np.ndarray):
             tensor, original = preprocess_image(image, self.cfg)
-            return _Item(case_id or "array", tensor, original)
+            return PreparedImage(case_id or "array", tensor, original)
         path = Path(image)
         tensor, original = preprocess_image(path, self.cfg)
-        return _Item(case_id or path.stem, tensor, original, source=path)
+        return PreparedImage(case_id or path.stem, tensor, original, source=path)
 
-    def _prefetch(self, loader: Callable[[Any], _Item], inputs: Iterable[Any]) -> Iterator[_Item]:
+    def _prefetch(
+        self, loader: Callable[[Any], PreparedImage], inputs: Iterable[Any]
+    ) -> Iterator[PreparedImage]:
         """Load inputs in background threads, at most a few batches ahead, keeping their order."""
         if self.workers == 0:
             yield from map(loader, inputs)
             return
         ahead = 2 * self.batch_size
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hlfnet-read") as pool:
-            pending: deque[Future[_Item]] = deque()
+            pending: deque[Future[PreparedImage]] = deque()
             for value in inputs:
                 pending.append(pool.submit(loader, value))
                 if len(pending) >= ahead:
@@ -462,8 +467,8 @@ class Predictor:
             while pending:
                 yield pending.popleft().result()
 
-    def _batches(self, items: Iterator[_Item]) -> Iterator[list[_Item]]:
-        batch: list[_Item] = []
+    def _batches(self, items: Iterator[PreparedImage]) -> Iterator[list[PreparedImage]]:
+        batch: list[PreparedImage] = []
         for item in items:
             batch.append(item)
             if len(batch) == self.batch_size:
@@ -492,7 +497,7 @@ class Predictor:
         if ids is not None and len(ids) != len(images):
             raise ValueError(f"got {len(ids)} ids for {len(images)} images")
         pairs = list(zip(images, ids if ids is not None else [None] * len(images), strict=True))
-        items = self._prefetch(lambda pair: self._load_image(*pair), pairs)
+        items = self._prefetch(lambda pair: self.load_image(*pair), pairs)
         for batch in self._batches(items):
             probs = self.probabilities(torch.stack([item.tensor for item in batch]))
             network_labels = self.labels(probs).numpy()
@@ -657,7 +662,7 @@ class Predictor:
             logger.info(
                 "%s: %d prediction(s) already complete; predicting the other %d", output, len(done), len(todo)
             )
-        bar = self._bar(len(todo), "volume" if kind == "volume" else "img")
+        bar = self.progress_bar(len(todo), "volume" if kind == "volume" else "img")
         try:
             if kind == "volume":
                 for file, target, stem in todo:
@@ -752,7 +757,8 @@ class Predictor:
         record_outputs(output, planned, "predictions", status="running", signature=signature)
         return set()
 
-    def _bar(self, total: int, unit: str) -> Any:
+    def progress_bar(self, total: int, unit: str) -> Any:
+        """The one progress bar of prediction and evaluation (tqdm on stderr; silent unless ``progress``)."""
         from tqdm import tqdm
 
         return tqdm(total=total, unit=unit, disable=not self.progress, dynamic_ncols=True, leave=False)
@@ -789,7 +795,7 @@ class Predictor:
         """
         if not hasattr(self.model, "forward_with_attention"):
             raise ValueError("attention maps need the PyTorch network (not an exported model)")
-        tensor = image if isinstance(image, torch.Tensor) else self._load_image(image, None).tensor
+        tensor = image if isinstance(image, torch.Tensor) else self.load_image(image, None).tensor
         with torch.inference_mode():
             out = self.model.forward_with_attention(tensor[None].to(self.device))
         return tensor, out.attention, self._activate(out.logits.float().cpu())[0]

@@ -341,7 +341,7 @@ def write_report(
     matplotlib.use("Agg", force=False)
 
     from hlfnet.evaluation.compare import summary_path
-    from hlfnet.evaluation.evaluate import _pairs_for, _synthetic_as_folder, evaluate_run
+    from hlfnet.evaluation.evaluate import evaluate_run, pairs_for_split, synthetic_as_folder
     from hlfnet.evaluation.predictor import Predictor
     from hlfnet.evaluation.run import load_run
 
@@ -369,7 +369,7 @@ def write_report(
     )
     cfg = predictor.cfg
     if cfg.format == "synthetic":
-        cfg = predictor.cfg = _synthetic_as_folder(cfg, split, root)
+        cfg = predictor.cfg = synthetic_as_folder(cfg, split, root)
     if summary.get("data_root") and summary["data_root"] != cfg.root:
         from dataclasses import replace
 
@@ -378,7 +378,7 @@ def write_report(
     rows = _read_rows(summary_file.parent / ("per_slice.csv" if volume else "per_case.csv"))
     key = "slice_jaccard" if volume else "original_jaccard"
     ids = [r["volume"] for r in rows] if volume else [r["id"] for r in rows]
-    pairs = {p.id: p for p in _pairs_for(cfg, split, sorted(set(ids)))}
+    pairs = {p.id: p for p in pairs_for_split(cfg, split, sorted(set(ids)))}
     picked = _pick(rows, key) if rows else []
     chosen = picked
     if cases:

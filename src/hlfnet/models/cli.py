@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     print(models_table(args.in_channels, args.out_channels, tuple(args.size)))
     print()
     if list_pretrained():
-        print("Pretrained (hlfnet predict --model NAME; scores on the held-out test split of their training data):")
+        print(
+            "Pretrained (hlfnet predict --model NAME; scores on the held-out test split of their training data):"
+        )
         print()
         print(pretrained_table())
     else:

@@ -95,6 +95,11 @@ class _Collector:
         self._current: Upload | None = None
         self._handle: Any = None
 
+    @property
+    def in_file(self) -> bool:
+        """A file part has begun and not ended (the body stopped in the middle of a file)."""
+        return self._current is not None
+
     def on_part_begin(self) -> None:
         self._headers = {}
 
@@ -215,7 +220,7 @@ async def read_multipart(
         raise ApiError(400, "malformed_upload", f"malformed multipart body ({error})") from None
     finally:
         collector.close()
-    if collector._current is not None:
+    if collector.in_file:
         raise ApiError(400, "malformed_upload", "the upload ended in the middle of a file")
     for upload in collector.uploads.values():
         suffix, upload.kind = sniff_kind(upload.path)
