@@ -163,5 +163,7 @@ def format_demo_report(report: DemoReport) -> str:
         "",
         f"resume or extend:  hlfnet train --resume {r.run_dir} --set train.max_epochs={c.train.max_epochs + 5}",
         f"TensorBoard:       tensorboard --logdir {r.files['logs'] / 'tensorboard'}",
+        "real images:       hlfnet predict --model hlfnet-isic2017 --input YOUR_IMAGES/ --output masks/"
+        "   (trained on ISIC 2017, ships with hlfnet)",
     ]
     return "\n".join(lines)
