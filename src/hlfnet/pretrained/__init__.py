@@ -215,6 +215,7 @@ def publish_pretrained(
     from safetensors.torch import save_file
 
     from hlfnet.atomic import atomic_path, atomic_write_bytes
+    from hlfnet.engine.callbacks import read_metrics_csv
     from hlfnet.evaluation.compare import summary_path
     from hlfnet.evaluation.run import load_run
 
@@ -261,13 +262,8 @@ def publish_pretrained(
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     config = loaded.config or {}
-    history = []
     metrics_csv = loaded.root / "metrics.csv"
-    if metrics_csv.is_file():
-        import csv
-
-        with open(metrics_csv, newline="") as handle:
-            history = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    history = read_metrics_csv(metrics_csv) if metrics_csv.is_file() else []
     data = dict(loaded.data)
     entry = {
         "file": weights.name,
@@ -292,13 +288,3 @@ def publish_pretrained(
     atomic_write_bytes(folder / MANIFEST_NAME, (json.dumps({"models": manifest}, indent=1) + "\n").encode())
     logger.info("published %s as %s (%.1f MB)", loaded.root, weights, weights.stat().st_size / 1e6)
     return weights
-
-
-def _number(value: str) -> Any:
-    try:
-        return int(value)
-    except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            return value

@@ -410,6 +410,17 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
             },
         }
 
+    async def read_uploads(request: Request, folder: Path, fields: tuple[str, ...]) -> dict[str, Upload]:
+        """The request's multipart ``fields``, streamed into ``folder`` within the upload limit."""
+        return await read_multipart(
+            request.headers.get("content-type"),
+            request.headers.get("content-length"),
+            request.stream(),
+            folder,
+            fields,
+            config.max_upload_bytes,
+        )
+
     async def guarded(request: Request, work: Awaitable[Response]) -> Response:
         try:
             return await asyncio.wait_for(work, config.request_timeout_s)
@@ -469,14 +480,7 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
         submitted = False
         try:
             with state.private_folder() as folder:
-                uploads = await read_multipart(
-                    request.headers.get("content-type"),
-                    request.headers.get("content-length"),
-                    request.stream(),
-                    folder,
-                    ("file", "ground_truth"),
-                    config.max_upload_bytes,
-                )
+                uploads = await read_uploads(request, folder, ("file", "ground_truth"))
                 upload = uploads.get("file")
                 if upload is None:
                     raise ApiError(400, "missing_file", "no 'file' field in the upload")
@@ -666,14 +670,7 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
 
     async def _score(request: Request) -> Response:
         with state.private_folder() as folder:
-            uploads = await read_multipart(
-                request.headers.get("content-type"),
-                request.headers.get("content-length"),
-                request.stream(),
-                folder,
-                ("prediction", "ground_truth"),
-                config.max_upload_bytes,
-            )
+            uploads = await read_uploads(request, folder, ("prediction", "ground_truth"))
             missing = [f for f in ("prediction", "ground_truth") if f not in uploads]
             if missing:
                 raise ApiError(400, "missing_file", f"no {missing[0]!r} field in the upload")
