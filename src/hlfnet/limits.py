@@ -33,6 +33,7 @@ __all__ = [
     "check_training_memory",
     "estimate_parameters",
     "limit",
+    "check_yaml_text",
     "safe_yaml_load",
 ]
 
@@ -110,8 +111,6 @@ def safe_yaml_load(path: str | os.PathLike[str]) -> Any:
             ``HLFNET_MAX_YAML_ALIASES``.
         ValueError: not valid YAML (names the file).
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
@@ -122,19 +121,33 @@ def safe_yaml_load(path: str | os.PathLike[str]) -> Any:
         text = path.read_text()
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not a text file ({error})") from None
+    return check_yaml_text(text, f"{path}: YAML file")
+
+
+def check_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML text within the alias and expanded-size limits (files and ``--set`` values alike).
+
+    Raises:
+        ResourceLimitError: more aliases than ``HLFNET_MAX_YAML_ALIASES``, or more values once expanded than
+            ``HLFNET_MAX_YAML_NODES``; names ``source``.
+        UserError: not valid YAML (names ``source``).
+    """
+    import yaml
+
     try:
         aliases = sum(
             isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)
         )
         if aliases > limit("yaml_aliases"):
-            raise _refuse("yaml_aliases", f"{path}: YAML file", aliases)
+            raise _refuse("yaml_aliases", source, aliases)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+        where = source.removesuffix(": YAML file")
+        raise UserError(f"{where}: not valid YAML ({' '.join(str(error).split())})") from None
     # Aliases share objects: a few dozen nest into billions of values once copied ("billion laughs").
     nodes = _expanded_size(data, {})
     if nodes > limit("yaml_nodes"):
-        raise _refuse("yaml_nodes", f"{path}: YAML file (with its aliases expanded)", nodes)
+        raise _refuse("yaml_nodes", f"{source} (with its aliases expanded)", nodes)
     return data
 
 

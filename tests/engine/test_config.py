@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hlfnet.engine.config import (
-    ExperimentConfig,
-    TrainConfig,
-    apply_overrides,
-    config_to_dict,
-    list_configs,
-    load_config,
-    resolve_config_path,
-)
+from hlfnet.engine.config import ExperimentConfig, TrainConfig, config_to_dict, load_config
+from hlfnet.schema import apply_overrides, list_configs, resolve_config_path
 from hlfnet.models import list_models
 
 TABLE1 = [f"{net}_{task}" for net in list_models() for task in ("isic2017", "spleen")]
@@ -87,7 +80,7 @@ def test_resolved_config_round_trips_and_spells_out_the_model(tmp_path: Path) ->
         ("model.base_channels=wide", "'model.base_channels' must be an integer"),
         ("model.encoder_block=dense", "'model.encoder_block' must be one of"),
         ("model.in_channels=3", "'model.in_channels' is 3 but the data section implies 4"),
-        ("data.format=dicom", "section 'data'"),
+        ("data.format=dicom", "'data.format' must be one of"),
         ("seed=abc", "'seed' must be an integer"),
     ],
 )

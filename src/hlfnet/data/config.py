@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["FORMATS", "SPLITS", "DataConfig", "paper_config", "default_cache_root"]
+from hlfnet.schema import from_mapping, read_yaml, validate_fields
 
-FORMATS = ("synthetic", "isic2017", "msd", "folder", "nifti")
-SPLITS = ("train", "val", "test")
+__all__ = ["FORMATS", "SPLITS", "SYNTHETIC_SIZES", "DataConfig", "paper_config", "default_cache_root"]
+
+Format = Literal["synthetic", "isic2017", "msd", "folder", "nifti"]
+Split = Literal["train", "val", "test"]
+FORMATS: tuple[str, ...] = typing.get_args(Format)
+SPLITS: tuple[str, ...] = typing.get_args(Split)
 VOLUME_FORMATS = ("msd", "nifti")
+
+#: Images per split of the built-in synthetic data set (``DataConfig.synthetic_*`` defaults).
+SYNTHETIC_SIZES = {"train": 240, "val": 48, "test": 48}
 
 # Paper §3.1: ISIC 2017 has 2000/150/600 images; the spleen set 25/4/12 patients.
 ISIC_FRACTIONS = (2000 / 2750, 150 / 2750, 600 / 2750)
@@ -28,22 +36,6 @@ MSD_FRACTIONS = (25 / 41, 4 / 41, 12 / 41)
 def default_cache_root() -> Path:
     """``$HLFNET_CACHE_DIR`` or ``~/.cache/hlfnet``: where caches and split files go when not configured."""
     return Path(os.environ.get("HLFNET_CACHE_DIR", Path.home() / ".cache" / "hlfnet")).expanduser()
-
-
-def _pair(value: Any, name: str, kind: type) -> tuple:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"DataConfig.{name} must be a pair [a, b], got {value!r}")
-    if kind is int and any(
-        isinstance(v, bool)
-        or not isinstance(v, (int, float, str))
-        or (isinstance(v, float) and not v.is_integer())
-        for v in value
-    ):
-        raise ValueError(f"DataConfig.{name} must hold two integers, got {value!r}")
-    try:
-        return tuple(kind(v) for v in value)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise ValueError(f"DataConfig.{name} must hold two {kind.__name__} values, got {value!r}") from error
 
 
 @dataclass
@@ -94,7 +86,7 @@ class DataConfig:
         synthetic_test: Number of synthetic test images.
     """
 
-    format: str = "synthetic"
+    format: Format = "synthetic"
     root: str | None = None
     image_size: tuple[int, int] = (192, 256)
     num_classes: int = 2
@@ -107,7 +99,7 @@ class DataConfig:
     mask_suffix: str | None = None
     mask_threshold: int | None = None
     ct_window: tuple[float, float] | None = None
-    drop_background_slices: tuple[str, ...] = ("train", "val", "test")
+    drop_background_slices: tuple[Split, ...] = ("train", "val", "test")
     skip_bad: bool = False
     augment: bool = True
     crop_scale: tuple[float, float] = (0.8, 1.0)
@@ -115,131 +107,93 @@ class DataConfig:
     vflip: float = 0.5
     rot90: float = 0.0
     intensity_jitter: float = 0.0
-    synthetic_train: int = 240
-    synthetic_val: int = 48
-    synthetic_test: int = 48
+    synthetic_train: int = SYNTHETIC_SIZES["train"]
+    synthetic_val: int = SYNTHETIC_SIZES["val"]
+    synthetic_test: int = SYNTHETIC_SIZES["test"]
 
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self) -> None:  # noqa: C901 - one flat list of checks reads best
-        """Check (and normalise list → tuple) every field.
+    def validate(self) -> None:
+        """Check every field against its type (:func:`hlfnet.schema.validate_fields`), then its range.
 
         Raises:
-            ValueError: naming the field and the bad value.
+            ValueError: naming the field (``data.image_size``) and the bad value.
         """
-        if self.format not in FORMATS:
-            raise ValueError(f"DataConfig.format must be one of {FORMATS}, got {self.format!r}")
-        if self.root is not None:
-            self.root = str(self.root)
+        if isinstance(self.drop_background_slices, str):
+            self.drop_background_slices = (self.drop_background_slices,)
+        validate_fields(self, "data")
         if self.format != "synthetic" and not self.root:
-            raise ValueError(f"DataConfig.root is required for format {self.format!r}")
-        self.image_size = _pair(self.image_size, "image_size", int)
+            raise ValueError(f"data.root is required for format {self.format!r}")
         if min(self.image_size) < 8:
-            raise ValueError(f"DataConfig.image_size must be at least 8×8, got {self.image_size}")
+            raise ValueError(f"data.image_size must be at least 8×8, got {list(self.image_size)}")
         from hlfnet.limits import check_image_pixels
 
-        check_image_pixels(self.image_size, f"DataConfig.image_size {list(self.image_size)}")
-        if (
-            not isinstance(self.num_classes, int)
-            or isinstance(self.num_classes, bool)
-            or self.num_classes < 2
-        ):
-            raise ValueError(f"DataConfig.num_classes must be an integer ≥ 2, got {self.num_classes!r}")
-        if self.in_channels is not None and (
-            not isinstance(self.in_channels, int)
-            or isinstance(self.in_channels, bool)
-            or self.in_channels < 1
-        ):
-            raise ValueError(
-                f"DataConfig.in_channels must be None or an integer ≥ 1, got {self.in_channels!r}"
-            )
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"DataConfig.seed must be an integer in [0, 2**32), got {self.seed!r}")
+        check_image_pixels(self.image_size, f"data.image_size {list(self.image_size)}")
+        _at_least(self, "num_classes", 2)
+        if self.in_channels is not None:
+            _at_least(self, "in_channels", 1)
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"data.seed must be an integer in [0, 2**32), got {self.seed!r}")
         if self.split_fractions is not None:
             fr = self.split_fractions
-            if not isinstance(fr, (list, tuple)) or len(fr) != 3:
-                raise ValueError(f"DataConfig.split_fractions must be [train, val, test], got {fr!r}")
-            fr = tuple(float(v) for v in fr)
             if min(fr) < 0 or fr[0] <= 0 or abs(sum(fr) - 1.0) > 1e-6:
-                raise ValueError(f"DataConfig.split_fractions must be ≥ 0, train > 0, summing to 1; got {fr}")
-            self.split_fractions = fr
+                raise ValueError(f"data.split_fractions must be ≥ 0, train > 0, summing to 1; got {list(fr)}")
         if self.mask_threshold is not None:
-            if not isinstance(self.mask_threshold, int) or not 0 <= self.mask_threshold < 65535:
+            if not 0 <= self.mask_threshold < 65535:
                 raise ValueError(
-                    f"DataConfig.mask_threshold must be None or an integer ≥ 0, got {self.mask_threshold!r}"
+                    f"data.mask_threshold must be None or in [0, 65535), got {self.mask_threshold!r}"
                 )
             if self.num_classes != 2:
                 raise ValueError(
-                    f"DataConfig.mask_threshold binarises masks and needs num_classes=2, got {self.num_classes}"
+                    f"data.mask_threshold binarises masks and needs num_classes=2, got {self.num_classes}"
                 )
-        if self.ct_window is not None:
-            self.ct_window = _pair(self.ct_window, "ct_window", float)
-            if not self.ct_window[0] < self.ct_window[1]:
-                raise ValueError(
-                    f"DataConfig.ct_window must be (low, high) with low < high, got {self.ct_window}"
-                )
-        if isinstance(self.drop_background_slices, str):
-            self.drop_background_slices = (self.drop_background_slices,)
-        self.drop_background_slices = tuple(self.drop_background_slices)
-        bad = [s for s in self.drop_background_slices if s not in SPLITS]
-        if bad:
+        if self.ct_window is not None and not self.ct_window[0] < self.ct_window[1]:
             raise ValueError(
-                f"DataConfig.drop_background_slices holds unknown splits {bad}; allowed: {SPLITS}"
+                f"data.ct_window must be [low, high] with low < high, got {list(self.ct_window)}"
             )
-        for name in ("use_cache", "skip_bad", "augment"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"DataConfig.{name} must be true or false, got {getattr(self, name)!r}")
-        self.crop_scale = _pair(self.crop_scale, "crop_scale", float)
         if not 0.1 <= self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
             raise ValueError(
-                f"DataConfig.crop_scale must satisfy 0.1 ≤ low ≤ high ≤ 1, got {self.crop_scale}"
+                f"data.crop_scale must satisfy 0.1 ≤ low ≤ high ≤ 1, got {list(self.crop_scale)}"
             )
         for name in ("hflip", "vflip", "rot90"):
-            p = getattr(self, name)
-            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
-                raise ValueError(f"DataConfig.{name} must be a probability in [0, 1], got {p!r}")
-            setattr(self, name, float(p))
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"data.{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
         if self.rot90 > 0 and self.image_size[0] != self.image_size[1]:
-            raise ValueError(f"DataConfig.rot90 needs a square image_size, got {self.image_size}")
-        if not isinstance(self.intensity_jitter, (int, float)) or not 0.0 <= self.intensity_jitter < 1.0:
-            raise ValueError(f"DataConfig.intensity_jitter must be in [0, 1), got {self.intensity_jitter!r}")
-        self.intensity_jitter = float(self.intensity_jitter)
-        for name in ("synthetic_train", "synthetic_val", "synthetic_test"):
-            n = getattr(self, name)
-            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                raise ValueError(f"DataConfig.{name} must be an integer ≥ 0, got {n!r}")
-        if self.format == "synthetic" and self.synthetic_train < 1:
-            raise ValueError("DataConfig.synthetic_train must be ≥ 1")
+            raise ValueError(f"data.rot90 needs a square image_size, got {list(self.image_size)}")
+        if not 0.0 <= self.intensity_jitter < 1.0:
+            raise ValueError(f"data.intensity_jitter must be in [0, 1), got {self.intensity_jitter!r}")
+        for split in SPLITS:
+            _at_least(self, f"synthetic_{split}", 0)
+        if self.format == "synthetic":
+            _at_least(self, "synthetic_train", 1)
+
+    def synthetic_count(self, split: str) -> int:
+        """How many synthetic images ``split`` has (``synthetic_train`` / ``synthetic_val`` / ``synthetic_test``)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
+        return int(getattr(self, f"synthetic_{split}"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> DataConfig:
         """Build a config from a mapping (e.g. YAML/JSON); lists are accepted for tuples.
 
         Raises:
-            ValueError: naming unknown keys or the bad value.
+            ValueError: naming an unknown key (with a did-you-mean) or the bad value.
         """
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DataConfig key(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return from_mapping(cls, data, "data")
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> DataConfig:
-        """Load a YAML or JSON file (its ``data:`` section when it has one), then apply ``overrides``.
+        """Load a YAML or JSON config (its ``data:`` section when it has one; ``extends:`` resolved), then
+        apply ``overrides``.
 
         Raises:
             FileNotFoundError: missing file.
             ValueError: unparsable file, unknown keys or bad values (naming the file).
         """
-        from hlfnet.limits import safe_yaml_load
-
         path = Path(path)
-        data = safe_yaml_load(path) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of DataConfig fields, got {type(data).__name__}")
+        data = read_yaml(path)
         if isinstance(data.get("data"), dict):
             data = data["data"]
         try:
@@ -268,6 +222,11 @@ class DataConfig:
         if self.split_fractions is not None:
             return self.split_fractions
         return MSD_FRACTIONS if self.is_volume else ISIC_FRACTIONS
+
+
+def _at_least(cfg: DataConfig, name: str, low: int) -> None:
+    if getattr(cfg, name) < low:
+        raise ValueError(f"data.{name} must be an integer ≥ {low}, got {getattr(cfg, name)!r}")
 
 
 def paper_config(format: str = "isic2017", root: str | None = None, **overrides: Any) -> DataConfig:

@@ -148,9 +148,8 @@ def build_dataset(cfg: DataConfig, split: str, augment: bool | None = None) -> S
     if augment is None:
         augment = cfg.augment and split == "train"
     if cfg.format == "synthetic":
-        count = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[split]
         store = _synthetic_store(
-            split, count, tuple(cfg.image_size), cfg.seed, cfg.num_classes, resolve_in_channels(cfg)
+            split, cfg.synthetic_count(split), tuple(cfg.image_size), cfg.seed, cfg.num_classes, resolve_in_channels(cfg)
         )
     else:
         pairs = split_pairs(cfg, split)

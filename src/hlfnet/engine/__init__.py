@@ -21,12 +21,11 @@ from hlfnet.engine.config import (
     ExperimentConfig,
     ModelConfig,
     TrainConfig,
-    apply_overrides,
     config_to_dict,
-    list_configs,
     load_config,
     save_config,
 )
+from hlfnet.schema import apply_overrides, list_configs
 
 _LAZY = {
     "RunResult": "hlfnet.engine.training",

@@ -128,7 +128,7 @@ def _hardware_overrides(args: argparse.Namespace) -> list[str]:
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``hlfnet train``."""
     from hlfnet.cli import CLIError
-    from hlfnet.engine.config import list_configs
+    from hlfnet.schema import list_configs
 
     if args.list_configs:
         print("\n".join(list_configs()))

@@ -18,32 +18,36 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import inspect
 import math
-import types
 import typing
 from dataclasses import asdict, dataclass, field
-from importlib import resources
+from dataclasses import fields as dataclasses_fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
 
 from hlfnet.data import DataConfig
 from hlfnet.errors import NonFiniteError
-from hlfnet.limits import safe_yaml_load
+from hlfnet.schema import (
+    apply_overrides,
+    check_keys,
+    coerce,
+    did_you_mean,
+    from_mapping,
+    read_yaml,
+    resolve_config_path,
+    validate_fields,
+)
 
 __all__ = [
     "ExperimentConfig",
     "ModelConfig",
     "TrainConfig",
-    "apply_overrides",
     "config_to_dict",
-    "list_configs",
     "load_config",
-    "resolve_config_path",
+    "plain_data",
     "save_config",
 ]
 
@@ -69,6 +73,22 @@ class ModelConfig:
 
     name: str = "hlfnet"
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from hlfnet.models import MODELS, EncoderDecoderNet
+
+        self.name = coerce(self.name, str, "model.name")
+        if self.name not in MODELS:
+            raise ValueError(
+                f"config key 'model.name': unknown model {self.name!r}{did_you_mean(self.name, list(MODELS))}; "
+                f"registered models: {', '.join(MODELS)}"
+            )
+        allowed = [p for p in inspect.signature(EncoderDecoderNet.__init__).parameters if p != "self"]
+        check_keys(coerce(self.kwargs, dict, "model"), ["name", *allowed], "model.")
+        hints = typing.get_type_hints(EncoderDecoderNet.__init__)
+        self.kwargs = {
+            key: coerce(value, hints.get(key, Any), f"model.{key}") for key, value in self.kwargs.items()
+        }
 
 
 @dataclass
@@ -123,6 +143,7 @@ class TrainConfig:
     runs_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        validate_fields(self, "train")
         for name in (
             "max_epochs",
             "batch_size",
@@ -173,6 +194,12 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        validate_fields(self, "")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"config key 'seed' must be in [0, 2**32), got {self.seed}")
+        _check_model_kwargs(self)
+
     def model_kwargs(self) -> dict[str, Any]:
         """Everything :func:`hlfnet.create_model` needs besides the name, channels taken from the data."""
         derived = _derived_model_kwargs(self.data)
@@ -187,20 +214,13 @@ class ExperimentConfig:
         """
         if not isinstance(raw, dict):
             raise ValueError(f"a config must be a mapping of sections, got {type(raw).__name__}")
-        _check_keys(raw, [f.name for f in dataclasses.fields(cls)], "")
-        values: dict[str, Any] = {}
-        if "name" in raw:
-            values["name"] = _coerce(raw["name"], str, "name")
-        if "seed" in raw:
-            values["seed"] = _coerce(raw["seed"], int, "seed")
-            if not 0 <= values["seed"] < 2**32:
-                raise ValueError(f"config key 'seed' must be in [0, 2**32), got {values['seed']}")
-        values["model"] = _model_config(_section(raw, "model"))
-        values["data"] = _data_config(_section(raw, "data"))
-        values["train"] = _dataclass_from_dict(TrainConfig, _section(raw, "train"), "train")
-        config = cls(**values)
-        _check_model_kwargs(config)
-        return config
+        check_keys(raw, [f.name for f in dataclasses_fields(cls)], "")
+        return cls(
+            **{key: raw[key] for key in ("name", "seed") if key in raw},
+            model=_model_config(raw.get("model")),
+            data=from_mapping(DataConfig, raw.get("data"), "data"),
+            train=from_mapping(TrainConfig, raw.get("train"), "train"),
+        )
 
 
 def _derived_model_kwargs(data: DataConfig) -> dict[str, int]:
@@ -215,134 +235,14 @@ def _out_channels(data: DataConfig) -> int:
     return 1 if data.num_classes <= 2 else data.num_classes
 
 
-# --------------------------------------------------------------------------------------------------------------
-# validation helpers
-
-
-def _did_you_mean(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _check_keys(raw: dict[str, Any], valid: list[str], prefix: str) -> None:
-    for key in raw:
-        if key not in valid:
-            raise ValueError(
-                f"unknown config key {prefix + str(key)!r}{_did_you_mean(str(key), valid)}; "
-                f"valid keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(valid)}"
-            )
-
-
-def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    value = raw.get(name) or {}
-    if not isinstance(value, dict):
-        raise ValueError(f"config section {name!r} must be a mapping, got {type(value).__name__}: {value!r}")
-    return value
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a type annotation; converts only int -> float and numeric strings -> float."""
-    origin = get_origin(annotation)
-    if origin is Literal:
-        choices = get_args(annotation)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in choices:
-            value = str(value)  # YAML reads `precision: 32` as an int
-        if value not in choices:
-            raise ValueError(f"config key {key!r} must be one of {list(choices)}, got {value!r}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        options = get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key)
-            except ValueError as error:
-                errors.append(str(error))
-        raise ValueError(
-            errors[0] if len(errors) == 1 else f"config key {key!r}: {value!r} fits none of {options}"
-        )
-    if origin is dict or annotation is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"config key {key!r} must be a mapping, got {type(value).__name__}: {value!r}")
-        return dict(value)
-    if origin in (list, tuple) or annotation in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"config key {key!r} must be a list, got {type(value).__name__}: {value!r}")
-        items = get_args(annotation)
-        if items and items[-1] is not Ellipsis and origin is tuple and len(items) != len(value):
-            raise ValueError(f"config key {key!r} must have {len(items)} items, got {value!r}")
-        item_type = items[0] if items else Any
-        converted = [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(converted) if (origin is tuple or annotation is tuple) else converted
-    if annotation is Any:
-        return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, str):
-            try:
-                return float(value)  # PyYAML reads "1e-4" (no dot) as a string
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ValueError(f"config key {key!r} must be a string, got {value!r}")
-        return value
-    if isinstance(annotation, type) and not isinstance(value, annotation):
-        raise ValueError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
-    return value
-
-
-def _dataclass_from_dict(cls: type, raw: dict[str, Any], prefix: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    _check_keys(raw, list(fields), f"{prefix}.")
-    hints = typing.get_type_hints(cls)
-    values = {key: _coerce(value, hints[key], f"{prefix}.{key}") for key, value in raw.items()}
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise ValueError(f"config section {prefix!r}: {error}") from None
-
-
-def _model_config(raw: dict[str, Any]) -> ModelConfig:
+def _model_config(raw: dict[str, Any] | None) -> ModelConfig:
     """``model: {name: hlfnet, base_channels: 16, ...}``: the name plus the network's arguments, flat."""
-    from hlfnet.models import MODELS, EncoderDecoderNet
-
-    raw = dict(raw)
-    name = _coerce(raw.pop("name", ModelConfig.name), str, "model.name")
-    if name not in MODELS:
-        raise ValueError(
-            f"config key 'model.name': unknown model {name!r}{_did_you_mean(name, list(MODELS))}; "
-            f"registered models: {', '.join(MODELS)}"
-        )
-    allowed = [p for p in inspect.signature(EncoderDecoderNet.__init__).parameters if p != "self"]
-    _check_keys(raw, ["name", *allowed], "model.")
-    hints = typing.get_type_hints(EncoderDecoderNet.__init__)
-    kwargs = {key: _coerce(value, hints.get(key, Any), f"model.{key}") for key, value in raw.items()}
-    return ModelConfig(name=name, kwargs=kwargs)
-
-
-def _data_config(raw: dict[str, Any]) -> DataConfig:
-    valid = [f.name for f in dataclasses.fields(DataConfig) if f.init]
-    _check_keys(raw, valid, "data.")
-    try:
-        return DataConfig.from_dict(raw)
-    except (TypeError, ValueError, KeyError) as error:
-        message = error.args[0] if error.args else error
-        raise ValueError(f"config section 'data': {message}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"config section 'model' must be a mapping, got {type(raw).__name__}: {raw!r}")
+    kwargs = dict(raw)
+    return ModelConfig(name=kwargs.pop("name", ModelConfig.name), kwargs=kwargs)
 
 
 def _check_model_kwargs(config: ExperimentConfig) -> None:
@@ -358,82 +258,6 @@ def _check_model_kwargs(config: ExperimentConfig) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # files and overrides
-
-
-def list_configs() -> list[str]:
-    """Names of the configurations shipped with the package (``hlfnet train --config NAME``)."""
-    folder = resources.files("hlfnet") / "configs"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def resolve_config_path(config: str | Path) -> Path:
-    """A path to a YAML file, or the name of a shipped configuration (``hlfnet_isic2017``).
-
-    Raises:
-        FileNotFoundError: neither a file nor a shipped name; lists the shipped names.
-    """
-    path = Path(config)
-    if path.is_file():
-        return path
-    shipped = resources.files("hlfnet") / "configs" / f"{path.name.removesuffix('.yaml')}.yaml"
-    if path.parent == Path(".") and shipped.is_file():
-        return Path(str(shipped))
-    raise FileNotFoundError(
-        f"config {str(config)!r}: no such file, and not a shipped config (shipped: {', '.join(list_configs())})"
-    )
-
-
-def _parse_override(item: str) -> tuple[list[str], Any]:
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"override {item!r} must look like key.sub=value (e.g. train.max_epochs=3)")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
-    return key.strip().split("."), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` strings to a nested dictionary (values are read as YAML: ``3``, ``true``, ``[1,2]``).
-
-    Keys are not checked here; :meth:`ExperimentConfig.from_dict` checks the result.
-
-    Raises:
-        ValueError: an override without ``=``, or one that descends into a non-mapping value.
-    """
-    result = _deep_copy(raw)
-    for item in overrides:
-        path, value = _parse_override(item)
-        node = result
-        for depth, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ValueError(f"override {item!r}: {'.'.join(path[: depth + 1])} is not a section")
-            node = child
-        node[path[-1]] = value
-    return result
-
-
-def _deep_copy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {k: _deep_copy(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_deep_copy(v) for v in raw]
-    return raw
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; errors name the file."""
-    path = Path(path)
-    raw = safe_yaml_load(path)  # size and alias limits (hlfnet.limits)
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
-    return raw
 
 
 def load_config(config: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
