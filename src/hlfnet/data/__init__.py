@@ -5,6 +5,7 @@ Public API (see ``docs/data.md``)::
     cfg = DataConfig(format="isic2017", root="data/isic2017")
     train = build_dataset(cfg, "train")          # items: {"image": (C,H,W) float, "mask": (1,H,W) int64, "id"}
     split = resolve_split(cfg)                   # {"train": [...], "val": [...], "test": [...]}
+    write_split("split.json", split); read_split("split.json")   # the one split-file writer and reader
     x, (h0, w0) = preprocess_image("lesion.jpg", cfg)
 """
 
@@ -14,7 +15,7 @@ from hlfnet.data.config import FORMATS, DataConfig, paper_config
 from hlfnet.data.datasets import SegmentationDataset, build_dataset
 from hlfnet.data.io import VolumeMeta, load_volume, read_image, read_mask
 from hlfnet.data.preprocess import preprocess_image, resolve_in_channels, slices_to_volume, volume_to_slices
-from hlfnet.data.splits import resolve_split
+from hlfnet.data.splits import read_split, resolve_split, write_split
 
 __all__ = [
     "FORMATS",
@@ -27,8 +28,10 @@ __all__ = [
     "preprocess_image",
     "read_image",
     "read_mask",
+    "read_split",
     "resolve_in_channels",
     "resolve_split",
     "slices_to_volume",
     "volume_to_slices",
+    "write_split",
 ]

@@ -3,6 +3,9 @@
 A seeded split is made once, written to ``cfg.split_file`` (default under the cache root), and reused by every
 later run with the same file — also when files were added to the folder since (they are ignored, with a
 warning). For volume formats the split is at patient (volume) level, as in the paper (25/4/12 of 41).
+
+Every split file hlfnet reads or writes — these, a run folder's ``split.json``, a pretrained network's
+``<name>.split.json`` — goes through :func:`read_split` and :func:`write_split`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,14 +25,90 @@ from hlfnet.data.config import SPLITS, DataConfig
 from hlfnet.data.layouts import Discovered, Pair, discover
 from hlfnet.data.synthetic import synthetic_ids
 
-__all__ = ["resolve_split", "split_counts", "default_split_path", "split_pairs", "write_json_atomic"]
+__all__ = ["resolve_split", "split_counts", "default_split_path", "split_pairs", "read_split", "write_split"]
 
 logger = logging.getLogger(__name__)
 
+_SHAPE = "a split maps 'train', 'val' and 'test' to lists of ids"
 
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write ``data`` as JSON atomically (:func:`hlfnet.atomic.atomic_write_bytes`)."""
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _checked(split: Any, source: object) -> dict[str, list[str]]:
+    """``split``'s three lists of ids (as strings), or a one-line ``ValueError`` naming ``source``."""
+    if not isinstance(split, Mapping) or any(
+        not isinstance(split.get(s), list) or not all(_is_id(i) for i in split[s]) for s in SPLITS
+    ):
+        raise ValueError(f"{source}: {_SHAPE}")
+    return {s: [str(i) for i in split[s]] for s in SPLITS}
+
+
+def read_split(path: str | os.PathLike[str], available: set[str] | None = None) -> dict[str, list[str]]:
+    """Read a split file: ``{"train": [ids], "val": [ids], "test": [ids]}``, ids in the file's order.
+
+    Other keys (what a seeded split records: ``format``, ``root``, ``seed``, ``fractions``, ``source``) are
+    left out of the result.
+
+    Args:
+        path: the JSON file.
+        available: the ids the data holds; when given, the file must list each id at most once and only ids
+            of the data (ids of the data the file does not list are ignored, with a warning).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unreadable, not JSON, not that shape, or (with ``available``) repeated or unknown ids; one
+            line naming the file.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: split file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: unreadable split file ({error})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: split file is not valid JSON ({error})") from None
+    split = _checked(data, path)
+    if available is None:
+        return split
+    listed = [i for s in SPLITS for i in split[s]]
+    if len(set(listed)) != len(listed):
+        raise ValueError(f"{path}: an id appears twice in the split")
+    missing = sorted(set(listed) - available)
+    if missing:
+        raise ValueError(
+            f"{path}: split lists {len(missing)} id(s) not found in the data, e.g. {missing[:5]}"
+        )
+    extra = available - set(listed)
+    if extra:
+        logger.warning(
+            "%s: %d sample(s) in the data are not in the saved split and are ignored", path, len(extra)
+        )
+    return split
+
+
+def write_split(
+    path: str | os.PathLike[str], split: Mapping[str, list[str]], extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a split file atomically (:func:`hlfnet.atomic.atomic_write_bytes`); :func:`read_split` reads it.
+
+    Args:
+        path: the JSON file to write.
+        split: ``{"train": [ids], "val": [ids], "test": [ids]}``.
+        extra: facts recorded before the ids (e.g. the seed); :func:`read_split` leaves them out.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: ``split`` is not that shape.
+    """
+    path = Path(path)
+    data = {**(extra or {}), **_checked(split, path)}
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    return path
 
 
 def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
@@ -63,51 +145,22 @@ def _seeded(ids: list[str], cfg: DataConfig) -> dict[str, list[str]]:
     }
 
 
-def _read_split(path: Path, available: set[str]) -> dict[str, list[str]]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: unreadable split file ({error})") from error
-    if not isinstance(data, dict) or any(not isinstance(data.get(s), list) for s in SPLITS):
-        raise ValueError(f"{path}: split file must map 'train', 'val', 'test' to lists of ids")
-    split = {s: [str(i) for i in data[s]] for s in SPLITS}
-    listed = [i for s in SPLITS for i in split[s]]
-    if len(set(listed)) != len(listed):
-        raise ValueError(f"{path}: an id appears twice in the split")
-    missing = sorted(set(listed) - available)
-    if missing:
-        raise ValueError(
-            f"{path}: split lists {len(missing)} id(s) not found in the data, e.g. {missing[:5]}"
-        )
-    extra = available - set(listed)
-    if extra:
-        logger.warning(
-            "%s: %d sample(s) in the data are not in the saved split and are ignored", path, len(extra)
-        )
-    return split
-
-
 def _file_split(cfg: DataConfig, found: Discovered) -> dict[str, list[str]]:
     if found.official:
         split = {s: [p.id for p in found.splits.get(s, [])] for s in SPLITS}
         if cfg.split_file:
-            write_json_atomic(Path(cfg.split_file), {"source": "official folders", **split})
+            write_split(Path(cfg.split_file).expanduser(), split, {"source": "official folders"})
         return split
     ids = [p.id for p in found.splits[None]]
     path = Path(cfg.split_file).expanduser() if cfg.split_file else default_split_path(cfg)
     if path.is_file():
         logger.info("reusing split %s", path)
-        return _read_split(path, set(ids))
+        return read_split(path, set(ids))
     split = _seeded(ids, cfg)
-    write_json_atomic(
+    write_split(
         path,
-        {
-            "format": cfg.format,
-            "root": str(cfg.root),
-            "seed": cfg.seed,
-            "fractions": list(cfg.fractions),
-            **split,
-        },
+        split,
+        {"format": cfg.format, "root": str(cfg.root), "seed": cfg.seed, "fractions": list(cfg.fractions)},
     )
     logger.info("seeded split %s saved to %s", {s: len(v) for s, v in split.items()}, path)
     return split

@@ -17,7 +17,6 @@ against Unet-28) is written to ``<runs_dir>/table1.md``. Every network uses the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -26,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hlfnet.data.splits import read_split
 from hlfnet.engine.config import load_config
 
 __all__ = ["PROTOCOLS", "ReproducePlan", "plan_reproduction", "reproduce"]
@@ -104,7 +104,7 @@ def _finished(plan: ReproducePlan, network: str) -> bool:
     config = run_dir / "config.yaml"
     if not config.is_file() or not (run_dir / "model.safetensors").is_file():
         return False
-    from hlfnet.engine.config import read_yaml
+    from hlfnet.schema import read_yaml
 
     return _epochs_done(run_dir) >= int(read_yaml(config)["train"]["max_epochs"])
 
@@ -156,9 +156,9 @@ def _train_all(plan: ReproducePlan) -> dict[str, float]:
 
 
 def _check_same_split(plan: ReproducePlan) -> None:
-    splits = {n: (plan.runs_dir / n / "split.json").read_text() for n in plan.networks}
+    splits = {n: read_split(plan.runs_dir / n / "split.json") for n in plan.networks}
     first = plan.networks[0]
-    differing = [n for n in plan.networks if json.loads(splits[n]) != json.loads(splits[first])]
+    differing = [n for n in plan.networks if splits[n] != splits[first]]
     if differing:
         raise ValueError(f"{plan.runs_dir}: {differing} trained on another split than {first}; retrain them")
 

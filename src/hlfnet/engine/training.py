@@ -37,14 +37,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from hlfnet.atomic import (
-    atomic_write_bytes,
     clean_temporaries,
     clear_owned,
     foreign_entries,
     read_marker,
     record_outputs,
 )
-from hlfnet.data import resolve_split
+from hlfnet.data import read_split, resolve_split, write_split
 from hlfnet.engine.callbacks import (
     AtomicCheckpointIO,
     RandomStateCallback,
@@ -52,7 +51,7 @@ from hlfnet.engine.callbacks import (
     global_rank_from_env,
     read_metrics_csv,
 )
-from hlfnet.engine.config import ExperimentConfig, config_to_dict, read_yaml, save_config
+from hlfnet.engine.config import ExperimentConfig, config_to_dict, load_config, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
 from hlfnet.errors import OutputRefused, UserError
 from hlfnet.models import create_model
@@ -125,17 +124,10 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
         FileNotFoundError: the run folder or its ``config.yaml`` is missing.
         ValueError: the config does not validate.
     """
-    from hlfnet.engine.config import apply_overrides
-
-    path = Path(run_dir) / CONFIG_FILE
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"{run_dir}: run folder not found")
-    raw = apply_overrides(read_yaml(path), list(overrides or []))
     # The resolved config spells out the data-derived model arguments; they are checked, not passed twice.
-    try:
-        return ExperimentConfig.from_dict(raw)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+    return load_config(Path(run_dir) / CONFIG_FILE, overrides)
 
 
 def prepare_run_dir(
@@ -317,9 +309,9 @@ def _check_split_unchanged(config: ExperimentConfig, saved: Path) -> None:
         raise FileNotFoundError(
             f"{saved}: the run's split is missing; cannot check that a resume sees the same data"
         )
-    before = json.loads(saved.read_text())
+    before = read_split(saved)
     now = resolve_split(config.data)
-    changed = [s for s in ("train", "val") if sorted(before.get(s, [])) != sorted(now.get(s, []))]
+    changed = [s for s in ("train", "val") if sorted(before[s]) != sorted(now[s])]
     if changed:
         raise ValueError(
             f"{saved}: the data's {' and '.join(changed)} split differs from the one this run started with "
@@ -521,15 +513,15 @@ def train(
             config_sha256=config_fingerprint(config),
         )
         split = resolve_split(config.data)
-        atomic_write_bytes(run_dir / SPLIT_FILE, json.dumps(split, indent=1).encode())
+        write_split(run_dir / SPLIT_FILE, split)
         log.info(
             "run %s: %s on %s (%s), %d train / %d val images",
             run_dir,
             config.model.name,
             config.data.format,
             config.data.root or "built in",
-            len(split.get("train", [])),
-            len(split.get("val", [])),
+            len(split["train"]),
+            len(split["val"]),
         )
 
     trainer, recorder = build_trainer(config, run_dir, callbacks)

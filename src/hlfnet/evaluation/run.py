@@ -9,7 +9,6 @@ are read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from hlfnet.data.splits import read_split
 from hlfnet.models import create_model, load_model
 from hlfnet.models.io import load_checked_state
 
-__all__ = ["LoadedRun", "load_run", "read_config", "read_split", "WEIGHTS_NAME"]
+__all__ = ["LoadedRun", "load_run", "read_config", "WEIGHTS_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +91,6 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: expected a mapping with sections model, data, train; got {type(config).__name__}"
         )
     return config
-
-
-def read_split(path: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """Read ``split.json`` (``{"train": [ids], "val": [...], "test": [...]}``)."""
-    path = Path(path)
-    try:
-        split = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(split, dict) or not all(isinstance(v, list) for v in split.values()):
-        raise ValueError(f"{path}: expected {{'train': [ids], 'val': [ids], 'test': [ids]}}")
-    return {str(k): [str(i) for i in v] for k, v in split.items()}
 
 
 def _load_checkpoint(ckpt: Path, config: dict[str, Any] | None, map_location: str) -> tuple[nn.Module, dict]:

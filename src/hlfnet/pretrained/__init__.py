@@ -134,6 +134,7 @@ def load_pretrained(name: str, map_location: str = "cpu") -> Any:
     """
     from safetensors.torch import load_file
 
+    from hlfnet.data.splits import read_split
     from hlfnet.evaluation.run import LoadedRun
     from hlfnet.models import create_model
     from hlfnet.models.io import load_checked_state
@@ -144,9 +145,7 @@ def load_pretrained(name: str, map_location: str = "cpu") -> Any:
     model = create_model(network["name"], **network["kwargs"])
     state = {k: v.float() for k, v in load_file(str(path), device=map_location).items()}
     load_checked_state(model, state, path, f"{network['name']!r} {network['kwargs']}")
-    split = None
-    if entry.get("split_file"):
-        split = json.loads((_folder() / entry["split_file"]).read_text())
+    split = read_split(_folder() / entry["split_file"]) if entry.get("split_file") else None
     info = {"name": network["name"], "kwargs": network["kwargs"], "pretrained": name, "manifest": entry}
     logger.info("loaded pretrained %s (%s) from %s", name, network["name"], path)
     return LoadedRun(
@@ -215,6 +214,7 @@ def publish_pretrained(
     from safetensors.torch import save_file
 
     from hlfnet.atomic import atomic_path, atomic_write_bytes
+    from hlfnet.data.splits import write_split
     from hlfnet.engine.callbacks import read_metrics_csv
     from hlfnet.evaluation.compare import summary_path
     from hlfnet.evaluation.run import load_run
@@ -250,7 +250,7 @@ def publish_pretrained(
         save_file(state, str(tmp), metadata={"model_name": loaded.model_name, "pretrained": name})
     split_file = f"{name}.split.json"
     if loaded.split is not None:
-        atomic_write_bytes(folder / split_file, json.dumps(loaded.split, indent=0).encode())
+        write_split(folder / split_file, loaded.split)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
