@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+
+from hlfnet.progress import ProgressCallback
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,25 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.set_defaults(handler=_synthetic)
 
 
-def _bar(prefix: str):
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
-
-    def progress(done: int, total: int | None) -> None:
-        if not sys.stderr.isatty():
-            return
-        if total:
-            width = 30
-            filled = int(width * done / total)
-            sys.stderr.write(f"\r{prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        else:
-            sys.stderr.write(f"\r{prefix} {done}")
-        if total and done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return progress
-
-
 def _check(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -88,7 +70,7 @@ def _check(args: argparse.Namespace) -> int:
         args.mask_suffix,
         args.mask_threshold,
         args.limit,
-        progress=None if args.json else _bar("checking"),
+        progress=None if args.json else ProgressCallback("checking", "pair"),
     )
     if args.json:
         print(json.dumps({**asdict(report), "ok": report.ok}, indent=1))
@@ -98,16 +80,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from hlfnet.cli import CLIError
     from hlfnet.data.download import download_dataset
 
-    def progress(name: str, done: int, total: int | None) -> None:
-        if not sys.stderr.isatty():
-            return
-        mib = done / 2**20
-        sys.stderr.write(f"\r{name}: {mib:.1f} MiB" + (f" / {total / 2**20:.1f} MiB" if total else ""))
-        sys.stderr.flush()
+    bars: dict[str, ProgressCallback] = {}
 
-    from hlfnet.cli import CLIError
+    def progress(name: str, done: int, total: int | None) -> None:
+        bars.setdefault(name, ProgressCallback(name, "B", unit_scale=True))(done, total)
 
     try:
         path = download_dataset(args.name, args.root, args.base_url, args.keep_archives, progress)
@@ -115,8 +94,9 @@ def _download(args: argparse.Namespace) -> int:
         raise
     except OSError as error:  # network trouble: one line, the .part file stays for the next run
         raise CLIError(str(error)) from error
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    finally:
+        for bar in bars.values():
+            bar.close()
     fmt = {"isic2017": "isic2017", "spleen": "msd"}[args.name]
     print(f"{args.name} ready at {path} (use format={fmt}, root={path})")
     return 0
@@ -146,7 +126,9 @@ def _prepare(args: argparse.Namespace) -> int:
         return 0
     for name in split:
         start = time.perf_counter()
-        store = load_or_build(cfg, name, split_pairs(cfg, name), progress=_bar(f"{name:5s}"))
+        store = load_or_build(
+            cfg, name, split_pairs(cfg, name), progress=ProgressCallback(f"{name:5s}", "pair")
+        )
         print(
             f"{name}: {len(store.records)} items {tuple(store.images.shape[1:])} {store.images.dtype} "
             f"in {time.perf_counter() - start:.1f} s -> {store.path}"

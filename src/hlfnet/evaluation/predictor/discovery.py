@@ -1,0 +1,119 @@
+"""Discovery: which files ``hlfnet predict`` reads, and the names their predictions get.
+
+An input is one image, one NIfTI volume, or a folder of either (never both, nothing else in it unless a
+``--pattern`` chooses the files). Each prediction is named after its input's stem; inputs whose stems collide
+are refused, and so is an output folder that is the input folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hlfnet.errors import OutputRefused
+
+__all__ = ["collect_inputs", "find_inputs", "output_stems", "refuse_input_folder"]
+
+
+def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -> tuple[list[Path], str]:
+    """The images or volumes of a folder, sorted by name.
+
+    Args:
+        folder: the input folder (not searched recursively; hidden files are ignored).
+        pattern: a glob such as ``"ISIC_*.jpg"`` choosing the files; others are ignored. Without it every
+            file must be an image (PNG, JPEG, BMP, TIFF, ``.npy``) or every file a NIfTI volume.
+
+    Returns:
+        ``(files, kind)`` with ``kind`` ``"image"`` or ``"volume"``.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: no images in it, a file that is not an image among them (named), or images mixed with
+            volumes.
+    """
+    from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    if pattern is not None and (not pattern or "/" in pattern or "\\" in pattern or pattern.startswith("..")):
+        raise ValueError(
+            f"--pattern {pattern!r}: a file-name pattern inside the input folder such as '*.png', not a path"
+        )
+    files = sorted(
+        p
+        for p in (folder.glob(pattern) if pattern else folder.iterdir())
+        if p.is_file() and not p.name.startswith(".")
+    )
+    volumes = [p for p in files if is_nifti(p)]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p for p in files if p not in volumes and p not in images]
+    if others:
+        raise ValueError(
+            f"{folder}: {len(others)} file(s) that are not images or NIfTI volumes, e.g. {others[0].name!r}; "
+            f"remove them or choose the images with --pattern (e.g. '*.jpg')"
+        )
+    if volumes and images:
+        raise ValueError(
+            f"{folder}: holds both images (e.g. {images[0].name}) and volumes (e.g. {volumes[0].name})"
+        )
+    if not files:
+        what = f"matching {pattern!r}" if pattern else f"({', '.join(IMAGE_SUFFIXES)}, .nii, .nii.gz)"
+        raise ValueError(f"{folder}: no images {what}")
+    return files, "volume" if volumes else "image"
+
+
+def find_inputs(inputs: str | os.PathLike[str], pattern: str | None = None) -> tuple[list[Path], str]:
+    """The files to predict for an image, a volume or a folder of either (see :func:`collect_inputs`).
+
+    Returns:
+        ``(files, kind)`` with ``kind`` ``"image"`` or ``"volume"``.
+
+    Raises:
+        FileNotFoundError: ``inputs`` does not exist.
+        ValueError: a file that is neither an image nor a NIfTI volume, or a folder :func:`collect_inputs`
+            refuses.
+    """
+    from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti
+
+    inputs = Path(inputs)
+    if inputs.is_dir():
+        return collect_inputs(inputs, pattern)
+    if not inputs.is_file():
+        raise FileNotFoundError(f"{inputs}: no such file or folder")
+    if is_nifti(inputs):
+        return [inputs], "volume"
+    if inputs.suffix.lower() in IMAGE_SUFFIXES:
+        return [inputs], "image"
+    raise ValueError(f"{inputs}: not an image ({', '.join(IMAGE_SUFFIXES)}) or NIfTI volume")
+
+
+def output_stems(inputs: Path, files: list[Path], kind: str) -> list[str]:
+    """The name (without suffix) of each file's prediction: the image stem, or the volume name less ``.nii.gz``.
+
+    Raises:
+        ValueError: two inputs share a stem (their outputs would collide).
+    """
+    from hlfnet.data.io import nifti_stem
+
+    stems = [nifti_stem(f) if kind == "volume" else f.stem for f in files]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise ValueError(
+            f"{inputs}: several inputs share the name {duplicates[0]!r}; their outputs would collide"
+        )
+    return stems
+
+
+def refuse_input_folder(inputs: Path, output: Path) -> None:
+    """Predictions never go into the input folder (they could replace the images), even with ``overwrite``.
+
+    Raises:
+        OutputRefused: ``output`` is the input folder (or the folder of the input file).
+    """
+    folder = inputs if inputs.is_dir() else inputs.parent
+    if output.exists() and output.resolve() == folder.resolve():
+        raise OutputRefused(
+            f"{output}: is the input folder; predictions are never written among the inputs (even with "
+            "--overwrite): choose another --output"
+        )

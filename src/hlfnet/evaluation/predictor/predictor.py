@@ -1,0 +1,320 @@
+"""The :class:`Predictor`: one network with its training preprocessing and prediction options.
+
+It ties the parts together — :mod:`.loading` builds the network, :mod:`.preprocessing` prepares each input,
+:mod:`.inference` turns batches into probabilities and labels — and gives predictions at each input's own
+size: :class:`Prediction` for a 2-D image, :class:`VolumePrediction` for a NIfTI volume. Writing a folder of
+predictions is :mod:`.predict_folder`'s job (:meth:`Predictor.predict`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hlfnet.evaluation.predictor import inference
+from hlfnet.evaluation.predictor.loading import LoadedNetwork, load_network, network_of_run, resolve_device
+from hlfnet.evaluation.predictor.preprocessing import (
+    PreparedImage,
+    batched,
+    prefetch,
+    prepare_image,
+    prepare_volume,
+)
+from hlfnet.evaluation.predictor.results import Prediction, VolumePrediction
+from hlfnet.evaluation.predictor.writers import write_volume_prediction
+from hlfnet.progress import progress_bar
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    """Predict masks for images, folders and NIfTI volumes with a trained 2-D network.
+
+    Args:
+        model: a network (``nn.Module`` returning logits), an :class:`~hlfnet.evaluation.export.OnnxModel`,
+            or a TorchScript module.
+        data: the run's preprocessing (``DataConfig`` or its dictionary).
+        in_channels: channels the model takes; read from the model when ``None``.
+        out_channels: logits channels ``K`` (1 = binary); read from the model when ``None``.
+        batch_size: images per forward pass.
+        tta: average the probabilities over flips (4 forward passes per image).
+        largest_component: keep only the largest connected component of each class.
+        threshold: binary threshold on the foreground probability.
+        device: torch device for ``nn.Module`` models; ``"auto"`` (default) = ``cuda`` when PyTorch sees a
+            GPU, else ``cpu``.
+        channels_last: run an ``nn.Module`` in channels-last memory format (faster on CPU, same results up to
+            float rounding; ``docs/benchmarks.md``).
+        bf16: run an ``nn.Module`` under bfloat16 autocast (about 2× faster on CPUs with avx512_bf16 and on
+            GPUs; probabilities differ from float32 by ~1e-2, so a few boundary pixels may flip).
+        workers: threads that read and preprocess the next images while the network runs.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        ValueError: a 3-D network, an unknown channel count, or a bad option.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+        data: Any,
+        *,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        batch_size: int = 8,
+        tta: bool = False,
+        largest_component: bool = False,
+        threshold: float = 0.5,
+        device: str | torch.device = "auto",
+        channels_last: bool = False,
+        bf16: bool = False,
+        workers: int = 2,
+        progress: bool = False,
+    ) -> None:
+        from hlfnet.data.config import DataConfig
+
+        if getattr(model, "spatial_dims", 2) != 2:
+            raise ValueError(
+                f"Predictor runs 2-D networks (slice by slice); got spatial_dims={model.spatial_dims}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        in_channels = in_channels or getattr(model, "in_channels", None)
+        out_channels = out_channels or getattr(model, "out_channels", None)
+        if in_channels is None or out_channels is None:
+            raise ValueError("in_channels and out_channels are needed for a model that does not carry them")
+        cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(data)
+        # the model's channel count decides the conversion (grey -> RGB + grey for a 4-channel model), which is
+        # the rule training applied to build that model's inputs
+        self.cfg = replace(cfg, in_channels=int(in_channels))
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.num_classes = 2 if self.out_channels == 1 else self.out_channels
+        self.device = resolve_device(device)
+        if (channels_last or bf16) and not isinstance(model, nn.Module):
+            raise ValueError("channels_last and bf16 apply to PyTorch models, not to an exported model")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.bf16 = bf16
+        if isinstance(model, nn.Module):
+            model = model.to(self.device, memory_format=self.memory_format).eval()
+        self.model = model
+        self.batch_size = batch_size
+        self.tta = tta
+        self.largest_component = largest_component
+        self.threshold = threshold
+        self.workers = max(0, workers)
+        self.progress = progress
+        self.source: dict[str, Any] = {}
+
+    @classmethod
+    def from_path(
+        cls, path: str | os.PathLike[str], backend: str = "torch", checkpoint: str = "best", **kwargs: Any
+    ) -> Predictor:
+        """Build a predictor from a run folder, weights, or an exported ``.onnx`` / ``.torchscript.pt`` file.
+
+        ``path``, ``backend`` and ``checkpoint`` are those of
+        :func:`~hlfnet.evaluation.predictor.loading.load_network` (which lists the errors); ``kwargs`` are the
+        options of :class:`Predictor`.
+        """
+        return cls.from_network(load_network(path, backend, checkpoint), **kwargs)
+
+    @classmethod
+    def from_run(cls, run: Any, backend: str = "torch", **kwargs: Any) -> Predictor:
+        """Build a predictor from a :class:`~hlfnet.evaluation.run.LoadedRun` (see :meth:`from_path`)."""
+        return cls.from_network(network_of_run(run, backend), **kwargs)
+
+    @classmethod
+    def from_network(cls, network: LoadedNetwork, **kwargs: Any) -> Predictor:
+        """Build a predictor from a :class:`~hlfnet.evaluation.predictor.loading.LoadedNetwork`."""
+        predictor = cls(
+            network.model,
+            network.data,
+            in_channels=network.in_channels,
+            out_channels=network.out_channels,
+            **kwargs,
+        )
+        predictor.source = dict(network.source)
+        return predictor
+
+    # ------------------------------------------------------------------ tensors
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's logits for a preprocessed batch ``(B, C, H, W)``, in the predictor's device, memory
+        format and precision (returned as float32 on the CPU)."""
+        return inference.network_logits(self.model, x, self.device, self.memory_format, self.bf16)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` preprocessed images → ``(B, K, H, W)`` probabilities (sigmoid / softmax), TTA-averaged."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected preprocessed images (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+
+        def once(batch: torch.Tensor) -> torch.Tensor:
+            return inference.activate(self.logits(batch), self.out_channels)
+
+        return inference.flip_averaged(once, x) if self.tta else once(x)
+
+    def labels(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """``(B, K, H, W)`` probabilities → ``(B, H, W)`` ``uint8`` labels (threshold or argmax)."""
+        return inference.to_labels(probabilities, self.threshold)
+
+    def postprocess(self, labels: np.ndarray) -> np.ndarray:
+        """Labels after the chosen post-processing (the largest component of each class, when asked for)."""
+        return inference.largest_component(labels, self.num_classes) if self.largest_component else labels
+
+    # ------------------------------------------------------------------ 2-D images
+
+    def load_image(self, image: str | os.PathLike[str] | np.ndarray, case_id: str | None) -> PreparedImage:
+        """Read and preprocess one image as training did: its tensor ``(C, H, W)``, original size and id."""
+        return prepare_image(image, self.cfg, case_id)
+
+    def predict_images(
+        self,
+        images: Sequence[str | os.PathLike[str] | np.ndarray],
+        ids: Sequence[str] | None = None,
+        keep_probabilities: bool = False,
+    ) -> Iterator[Prediction]:
+        """Predict 2-D images in batches, yielding one :class:`Prediction` per image in input order.
+
+        Images are read and preprocessed in ``workers`` background threads, two batches ahead of the network.
+
+        Args:
+            images: image files or arrays ``(H, W[, C])``.
+            ids: case ids (default: the file stems).
+            keep_probabilities: also return the probabilities at the original size.
+
+        Raises:
+            FileNotFoundError, ValueError: an unreadable image or one whose channels the model cannot take
+                (names the file).
+        """
+        if ids is not None and len(ids) != len(images):
+            raise ValueError(f"got {len(ids)} ids for {len(images)} images")
+        pairs = list(zip(images, ids if ids is not None else [None] * len(images), strict=True))
+        items = prefetch(lambda pair: self.load_image(*pair), pairs, self.workers, ahead=2 * self.batch_size)
+        for batch in batched(items, self.batch_size):
+            probabilities = self.probabilities(torch.stack([item.tensor for item in batch]))
+            network_labels = self.labels(probabilities).numpy()
+            for item, p, network_mask in zip(batch, probabilities, network_labels, strict=True):
+                full = inference.resize_probabilities(p[None], item.original)
+                yield Prediction(
+                    id=item.id,
+                    mask=self.postprocess(self.labels(full)[0].numpy()),
+                    network_mask=self.postprocess(network_mask),
+                    probabilities=full[0].numpy() if keep_probabilities else None,
+                    source=item.source,
+                )
+
+    def predict_image(
+        self, image: str | os.PathLike[str] | np.ndarray, keep_probabilities: bool = False
+    ) -> Prediction:
+        """Predict one image (file or array); see :meth:`predict_images`."""
+        return next(self.predict_images([image], keep_probabilities=keep_probabilities))
+
+    # ------------------------------------------------------------------ volumes
+
+    def predict_volume_array(self, path: str | os.PathLike[str]) -> VolumePrediction:
+        """Predict every axial slice of a NIfTI volume.
+
+        Returns:
+            The :class:`VolumePrediction`, in the slice layout of ``hlfnet.data`` (rows, columns, slice).
+
+        Raises:
+            FileNotFoundError: missing file.
+            ValueError: unreadable volume, or a 4-D volume whose channels the 2-D model cannot take (names the
+                file and both counts).
+        """
+        path = Path(path)
+        volume = prepare_volume(path, self.cfg, self.in_channels)
+        labels, network_labels, probabilities = [], [], []
+        for start in range(0, volume.slices.shape[0], self.batch_size):
+            p = self.probabilities(volume.slices[start : start + self.batch_size])
+            network_labels.append(self.labels(p).numpy())
+            p = inference.resize_probabilities(p, volume.slice_size)
+            labels.append(self.labels(p).numpy())
+            probabilities.append(p.numpy())
+        # the largest component in 3-D: (N, rows, cols) is a volume as well
+        label_volume = self.postprocess(np.concatenate(labels))
+        network_volume = self.postprocess(np.concatenate(network_labels))
+        return VolumePrediction(path.name, label_volume, network_volume, np.concatenate(probabilities), path)
+
+    def predict_volume(
+        self,
+        path: str | os.PathLike[str],
+        out_path: str | os.PathLike[str],
+        probabilities_path: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+    ) -> Path:
+        """Predict a NIfTI volume slice by slice and write the labels with the input's affine and header.
+
+        ``path`` is the input ``.nii`` / ``.nii.gz``; the other arguments are those of
+        :func:`~hlfnet.evaluation.predictor.writers.write_volume_prediction`. Returns ``out_path``.
+        """
+        prediction = self.predict_volume_array(path)
+        return write_volume_prediction(
+            prediction.labels, prediction.probabilities, path, out_path, probabilities_path, root
+        )
+
+    # ------------------------------------------------------------------ files and folders
+
+    def predict(
+        self,
+        inputs: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        save_probabilities: bool = False,
+        pattern: str | None = None,
+    ) -> list[Path]:
+        """Predict an image, a NIfTI volume or a folder of either into the folder ``output``.
+
+        Masks go to ``output/<stem>.png`` (0/255 at the input's size) or ``output/<stem>.nii.gz``, probability
+        maps to ``output/probabilities/``, the manifest to ``output/predictions.json``. The arguments, the
+        overwrite / resume policy and the errors are those of
+        :func:`~hlfnet.evaluation.predictor.predict_folder.predict_to_folder`.
+
+        Returns:
+            The written mask files.
+        """
+        from hlfnet.evaluation.predictor.predict_folder import predict_to_folder
+
+        return predict_to_folder(
+            self, inputs, output, overwrite=overwrite, save_probabilities=save_probabilities, pattern=pattern
+        )
+
+    def progress_bar(self, total: int, unit: str) -> Any:
+        """The progress bar of prediction and evaluation (:func:`hlfnet.progress.progress_bar`; silent unless
+        ``progress``)."""
+        return progress_bar(total, unit, enabled=self.progress)
+
+    # ------------------------------------------------------------------ attention (Fig. 4)
+
+    def attention(
+        self, image: str | os.PathLike[str] | np.ndarray | torch.Tensor
+    ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """Preprocessed image, attention maps and probabilities of one image, at the network size.
+
+        Args:
+            image: an image file or array (preprocessed here), or an already preprocessed ``(C, H, W)`` tensor
+                (e.g. a slice from ``volume_to_slices``).
+
+        Returns:
+            ``(image (C, H, W), AttentionMaps with batch size 1, probabilities (K, H, W))``.
+
+        Raises:
+            ValueError: the model is not a PyTorch network with ``forward_with_attention`` (e.g. ONNX).
+        """
+        if not hasattr(self.model, "forward_with_attention"):
+            raise ValueError("attention maps need the PyTorch network (not an exported model)")
+        tensor = image if isinstance(image, torch.Tensor) else self.load_image(image, None).tensor
+        with torch.inference_mode():
+            out = self.model.forward_with_attention(tensor[None].to(self.device))
+        return tensor, out.attention, inference.activate(out.logits.float().cpu(), self.out_channels)[0]
