@@ -8,6 +8,7 @@ dependency).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,6 +24,7 @@ from hlfnet.evaluation.metrics import (
     foreground_mean,
     mean_scores,
     multiclass_scores,
+    scores_from_confusion,
     scores_from_logits,
 )
 
@@ -322,3 +324,38 @@ def test_scores_from_logits_one_spatial_dimension_and_float_labels() -> None:
     target = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     assert scores_from_logits(logits, target)["dice"].tolist() == [2 / 3]
     assert scores_from_logits(logits, target[:, None])["jaccard"].tolist() == [0.5]
+
+
+def test_scores_are_exact_for_counts_beyond_float32() -> None:
+    """A 512×512×64 volume has more than 2**24 voxels, past float32's exact integers: every ratio is the exact
+    fraction rounded once to float64 (J = 1 / (2**24 + 1), not the 1 / 2**24 of a float32 denominator)."""
+    big = 2**24
+    tp, fp, fn, tn = (torch.tensor([v]) for v in (1, big, 0, 3))
+    scores = scores_from_confusion(tp, fp, fn, tn)
+    exact = {
+        "dice": Fraction(2, 2 + big),
+        "jaccard": Fraction(1, 1 + big),
+        "accuracy": Fraction(1 + 3, 1 + 3 + big),
+        "sensitivity": Fraction(1, 1),
+        "specificity": Fraction(3, 3 + big),
+    }
+    for key, value in exact.items():
+        assert scores[key].dtype == torch.float64 and scores[key].item() == float(value), key
+
+
+def test_confusion_counts_are_int64() -> None:
+    tp, fp, fn, tn = binary_confusion(torch.tensor([[1, 1, 0, 0]]), torch.tensor([[1, 0, 1, 0]]))
+    assert [t.dtype for t in (tp, fp, fn, tn)] == [torch.int64] * 4
+    assert [t.item() for t in (tp, fp, fn, tn)] == [1, 1, 1, 1]
+
+
+def test_mean_scores_average_in_float64_whatever_the_input_dtype() -> None:
+    """float32 scores are averaged in float64 (a float32 mean of 0.1, 0.2, 0.4 is off by about 1e-8); integer
+    and boolean per-image values average too."""
+    f32 = torch.tensor([0.1, 0.2, 0.4], dtype=torch.float32)
+    exact = sum(Fraction(v) for v in f32.tolist()) / 3  # the float32 values, exactly
+    assert mean_scores({"dice": f32})["dice"] == pytest.approx(float(exact), rel=1e-15, abs=0)
+    means = mean_scores({"hits": torch.tensor([1, 0, 0]), "passed": torch.tensor([True, True, False])})
+    assert means["hits"] == pytest.approx(1 / 3, rel=1e-15) and means["passed"] == pytest.approx(
+        2 / 3, rel=1e-15
+    )

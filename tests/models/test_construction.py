@@ -53,6 +53,22 @@ def test_blocks_default_to_2d_3x3_and_8_groups():
     assert _groups(bottleneck) == [8, 8, 8, 8] and all(isinstance(c, nn.Conv2d) for c in _convs(bottleneck))
 
 
+def test_every_constructor_defaults_to_8_groups():
+    """18 channels take 6 groups when 8 are asked for (9 would be taken if 9 were asked): pins every default."""
+    assert _groups(ConvModule(4, 18)) == [6]
+    assert _groups(DoubleConv(4, 18)) == [6, 6]
+    assert _groups(ResidualBlock(4, 18)) == [6, 6, 6]
+    assert _groups(BottleneckBlock(4, 18)) == [6, 6, 6, 6]
+    assert _groups(HFE(9)) == [6]  # the fusion module has 2c = 18 channels
+    assert set(_groups(LFE(3, 18))) == {6}
+    assert set(_groups(SemanticEmbedding(3, 18))) == {6}
+    net = EncoderDecoderNet(4, 1, base_channels=18, depth=1)  # widths 18 and 36: 6 groups of 3 and of 6
+    assert set(_groups(net)) == {6}
+    for block in ("lfe", "residual", "bottleneck"):
+        assert set(_groups(EncoderDecoderNet(4, 1, base_channels=18, depth=1, encoder_block=block))) == {6}
+    assert set(_groups(EncoderDecoderNet(4, 1, base_channels=18, depth=1, skip_fusion="hfe"))) == {6}
+
+
 def test_attention_modules_defaults():
     channel = ChannelRecalibration(8)
     assert [type(m) for m in channel.fc] == [nn.Conv2d, nn.ReLU, nn.Conv2d]

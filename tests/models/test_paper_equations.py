@@ -334,15 +334,25 @@ def test_registered_presets_equal_reference(name):
 
 
 @pytest.mark.parametrize(
-    ("block", "c_in", "c_out"),
-    [(ResidualBlock, 8, 8), (ResidualBlock, 4, 8), (BottleneckBlock, 8, 8), (BottleneckBlock, 4, 8)],
+    ("block", "c_in", "c_out", "groups", "spatial"),
+    [
+        (ResidualBlock, 8, 8, 8, (6, 7)),
+        (ResidualBlock, 4, 8, 8, (6, 7)),
+        (BottleneckBlock, 8, 8, 8, (6, 7)),
+        (BottleneckBlock, 4, 8, 8, (6, 7)),
+        # 3-D and 4 groups: every layer (shortcut included) must receive spatial_dims and norm_groups
+        (ResidualBlock, 4, 8, 4, (3, 5, 4)),
+        (ResidualBlock, 8, 8, 2, (4, 3, 5)),
+        (BottleneckBlock, 4, 8, 4, (3, 5, 4)),
+        (BottleneckBlock, 8, 8, 2, (4, 3, 5)),
+    ],
 )
-def test_resnet_blocks_equal_reference(block, c_in, c_out):
-    module = randomize(block(c_in, c_out, norm_groups=8))
-    x = _input(2, c_in, 6, 7)
+def test_resnet_blocks_equal_reference(block, c_in, c_out, groups, spatial):
+    module = randomize(block(c_in, c_out, spatial_dims=len(spatial), norm_groups=groups))
+    x = _input(2, c_in, *spatial)
     w = Weights(_Prefixed(module))
     ref = residual_block if block is ResidualBlock else bottleneck_block
-    expected = ref(x, w, "m", 8, projection=c_in != c_out)
+    expected = ref(x, w, "m", groups, projection=c_in != c_out)
     w.assert_all_used()
     with torch.no_grad():
         torch.testing.assert_close(module(x), expected, **TOL)
