@@ -58,7 +58,9 @@ def test_against_the_data_ids_must_exist_once_and_unlisted_ones_are_ignored(
     with caplog.at_level(logging.WARNING):
         assert read_split(path, {"a", "b", "c", "d"}) == SPLIT
     assert "1 sample(s) in the data are not in the saved split" in caplog.text
-    with pytest.raises(ValueError, match=r"s\.json: split lists 1 id\(s\) not found in the data, e.g. \['c'\]"):
+    with pytest.raises(
+        ValueError, match=r"s\.json: split lists 1 id\(s\) not found in the data, e.g. \['c'\]"
+    ):
         read_split(path, {"a", "b"})
     write_split(path, {"train": ["a"], "val": ["a"], "test": []})
     assert read_split(path)["val"] == ["a"]  # without the data's ids only the shape is checked

@@ -11,8 +11,7 @@ import pytest
 from hlfnet.cli import main
 from hlfnet.engine.callbacks import read_metrics_csv
 from hlfnet.engine.config import list_configs
-from hlfnet.engine.demo import evaluate_split
-from hlfnet.engine.training import load_run_config
+from hlfnet.evaluation import evaluate_run
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 
 
@@ -89,9 +88,9 @@ def test_ddp_with_two_cpu_processes_writes_one_run_folder(tmp_path: Path, engine
     assert done.stdout.count("run folder:") == 1  # only rank 0 reports
     # Validation sharded over two processes (4 + 3 images, no padding) still scores every image once.
     best = max(rows, key=lambda r: r["val_dice"])
-    scores, count = evaluate_split(run, load_run_config(run), "val")
-    assert count == 7
-    assert scores["dice"] == pytest.approx(best["val_dice"], abs=1e-6)
+    evaluation = evaluate_run(run, split="val", write=False)
+    assert evaluation.summary["counts"]["network"] == 7
+    assert evaluation.summary["levels"]["network"]["dice"] == pytest.approx(best["val_dice"], abs=1e-6)
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ import yaml
 
 from hlfnet.engine.callbacks import read_metrics_csv
 from hlfnet.engine.config import load_config
-from hlfnet.engine.demo import evaluate_split
 from hlfnet.engine.module import EPOCH_COLUMNS
 from hlfnet.engine.training import RunResult, load_run_config, train
 from hlfnet.errors import OutputRefused
+from hlfnet.evaluation import evaluate_run
 from hlfnet.models import load_model
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 
@@ -66,16 +66,19 @@ def test_loss_falls_and_the_run_folder_is_complete(four_epochs: RunResult) -> No
     split = json.loads((run / "split.json").read_text())
     assert (len(split["train"]), len(split["val"])) == (12, 6)
 
-    # The best weights: the network rebuilds from the run folder alone and scores what the log says.
+    # The best weights: the network rebuilds from the run folder alone, and `hlfnet evaluate` (the one evaluation
+    # path: files in, Predictor, ISIC scores) reproduces the validation scores Lightning logged.
     best = max(rows, key=lambda r: r["val_dice"])
     model, info = load_model(run / "model.safetensors")
     assert info["best_epoch"] == best["epoch"] == four_epochs.best_epoch
     assert info["best_val_dice"] == pytest.approx(best["val_dice"])
     assert info["data"]["image_size"] == [32, 32]
-    scores, count = evaluate_split(run, load_run_config(run), "val")
-    assert count == 6
+    evaluation = evaluate_run(run, split="val", write=False)
+    assert evaluation.summary["counts"]["network"] == 6
+    scores = evaluation.summary["levels"]["network"]
     assert scores["dice"] == pytest.approx(best["val_dice"], abs=1e-6)
     assert scores["jaccard"] == pytest.approx(best["val_jaccard"], abs=1e-6)
+    assert scores["accuracy"] == pytest.approx(best["val_accuracy"], abs=1e-6)
 
     # Checkpoints load without unpickling arbitrary objects and hold the best / last epochs.
     last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)

@@ -1,29 +1,26 @@
 """``hlfnet demo``: the main job on a fresh install — no data, no network, a couple of minutes on two CPU cores.
 
 Trains HLF-Net with the shipped ``synthetic`` config (the paper's recipe, shortened: small images, a few
-epochs, a larger learning rate), evaluates the best weights on the synthetic test split (``hlfnet evaluate``),
-writes the HTML report (``hlfnet report``) and returns where everything went.
+epochs, an earlier learning-rate step), evaluates the best weights on the synthetic test split and the untrained
+network on the validation split (both with ``hlfnet evaluate``), writes the HTML report (``hlfnet report``) and
+returns where everything went.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
-from hlfnet.data import build_dataset
 from hlfnet.engine.config import ExperimentConfig, load_config
 from hlfnet.engine.training import RunResult, train
-from hlfnet.evaluation.metrics import mean_scores, scores_from_logits
 from hlfnet.models import create_model
 
-__all__ = ["DEMO_CONFIG", "DemoReport", "evaluate_model", "evaluate_split", "format_demo_report", "run_demo"]
+__all__ = ["DEMO_CONFIG", "DemoReport", "format_demo_report", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +35,8 @@ class DemoReport:
     Attributes:
         result: the training run.
         config: the config it ran.
-        untrained_val_dice: validation Dice of the network before training (same seed, same initial weights).
+        untrained_val_dice: validation Dice of the network before training (same seed, same initial weights),
+            scored by ``hlfnet evaluate`` as the trained weights are (:func:`_untrained_scores`).
         first_val_dice: validation Dice after the first epoch.
         test_scores: mean per-image scores of the best weights on the test split.
         test_images: number of test images.
@@ -65,41 +63,25 @@ def _free_run_dir(parent: Path, name: str) -> Path:
     return candidate
 
 
-def evaluate_split(
-    run_dir: Path, config: ExperimentConfig, split: str = "test"
-) -> tuple[dict[str, float], int]:
-    """Mean per-image Dice, Jaccard, accuracy, ... of a run's best weights on one split.
+def _untrained_scores(run_dir: Path, split: str = "val") -> dict[str, float]:
+    """Mean per-image scores on ``split`` of the network a run started from, before its first step.
 
-    The network is rebuilt from the run folder alone (``model.safetensors`` + ``model.json``).
-
-    Returns:
-        ``(scores, number of images)``.
+    The network is rebuilt from the run's ``model.json`` and seeded as :func:`~hlfnet.engine.training.train`
+    seeded it (same initial weights), saved beside the run's recorded preprocessing in a temporary folder,
+    and scored by :func:`hlfnet.evaluation.evaluate_run` like any trained weights; the ``network`` level (the
+    network's input size, what the validation Dice in ``metrics.csv`` measures).
     """
-    from hlfnet.models import load_model
+    from hlfnet.evaluation import evaluate_run, load_run
+    from hlfnet.models import save_model
 
-    model, _ = load_model(run_dir / "model.safetensors")
-    return evaluate_model(model, config, split)
-
-
-@torch.no_grad()
-def evaluate_model(model: nn.Module, config: ExperimentConfig, split: str) -> tuple[dict[str, float], int]:
-    """Mean per-image scores of ``model`` on one split of ``config.data`` (no augmentation).
-
-    Returns:
-        ``(scores, number of images)``.
-
-    Raises:
-        ValueError: the split is empty.
-    """
-    model.eval()
-    dataset = build_dataset(config.data, split, augment=False)
-    if len(dataset) == 0:
-        raise ValueError(f"split {split!r} of {config.data.format} data is empty: nothing to evaluate")
-    per_image: dict[str, list[torch.Tensor]] = {}
-    for batch in DataLoader(dataset, batch_size=config.train.batch_size):
-        for key, value in scores_from_logits(model(batch["image"]), batch["mask"]).items():
-            per_image.setdefault(key, []).append(value)
-    return mean_scores({k: torch.cat(v) for k, v in per_image.items()}), len(dataset)
+    trained = load_run(run_dir)
+    seed = (trained.config or {}).get("seed", 0)
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = create_model(trained.model_name, **trained.info["kwargs"])
+    with tempfile.TemporaryDirectory(prefix="hlfnet-untrained-") as folder:
+        weights = save_model(model, Path(folder) / "model.safetensors", extra={"data": trained.data})
+        result = evaluate_run(weights, split=split, write=False)
+    return result.summary["levels"]["network"]
 
 
 def run_demo(
@@ -126,9 +108,8 @@ def run_demo(
     evaluation = evaluate_run(result.run_dir, split="test")
     scores, count = evaluation.summary["levels"]["network"], int(evaluation.summary["cases"])
     report_file = write_report(result.run_dir, split="test")
-    # The starting point, for contrast: train() seeded the same way before it built the network.
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    untrained, _ = evaluate_model(create_model(config.model.name, **config.model_kwargs()), config, "val")
+    # The starting point, for contrast, scored the same way.
+    untrained = _untrained_scores(result.run_dir, "val")
     return DemoReport(
         result=result,
         config=config,
