@@ -50,7 +50,7 @@ JACCARD_THRESHOLD = 0.65
 def _as_bool(x: Tensor, name: str) -> Tensor:
     if x.dtype == torch.bool:
         return x
-    bad = (x != 0) & (x != 1) if x.is_floating_point() or x.is_complex() else (x < 0) | (x > 1)
+    bad = (x != 0) & (x != 1)
     if bool(bad.any()):
         values = torch.unique(x[bad])[:5].tolist()
         raise ValueError(
