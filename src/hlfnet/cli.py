@@ -56,14 +56,24 @@ class CLIError(UserError):
 
 
 def _raised_by_hlfnet(error: BaseException) -> bool:
-    """True when the innermost frame of the traceback is hlfnet's own code (a deliberate ``raise``)."""
+    """True when the innermost frame of the traceback is a ``raise`` statement in hlfnet's own code.
+
+    A ``ValueError`` from ``int(text)`` or a ``KeyError`` from ``mapping[key]`` inside hlfnet is a bug, not a
+    deliberate message to the user: its innermost line is not a ``raise``.
+    """
+    import linecache
+
     package = os.path.dirname(os.path.abspath(__file__))
     tb = error.__traceback__
     last = None
     while tb is not None:
         last = tb
         tb = tb.tb_next
-    return last is not None and os.path.abspath(last.tb_frame.f_code.co_filename).startswith(package + os.sep)
+    if last is None:
+        return False
+    filename = os.path.abspath(last.tb_frame.f_code.co_filename)
+    line = linecache.getline(filename, last.tb_lineno).strip()
+    return filename.startswith(package + os.sep) and line.startswith("raise ")
 
 
 def user_message(error: BaseException) -> str | None:

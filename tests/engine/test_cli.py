@@ -10,8 +10,8 @@ import pytest
 
 from hlfnet.cli import main
 from hlfnet.engine.callbacks import read_metrics_csv
-from hlfnet.engine.config import list_configs
 from hlfnet.evaluation import evaluate_run
+from hlfnet.schema import list_configs
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 
 

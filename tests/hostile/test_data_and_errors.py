@@ -242,3 +242,27 @@ def test_damaged_cache_entry_is_rebuilt(
     sentinel = Sentinel(tmp_path)
     expect_ok(capsys, argv)
     sentinel.unchanged(cache)
+
+
+@pytest.mark.parametrize(("bug", "kind"), [("{}['key']", "KeyError"), ("int('x')", "ValueError")])
+def test_a_bug_inside_hlfnet_that_raises_a_user_error_type_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bug: str, kind: str
+) -> None:
+    """A KeyError or ValueError raised by a lookup or conversion in hlfnet's code (not by a ``raise``) is a bug."""
+    from hlfnet import cli
+
+    namespace: dict[str, object] = {}
+    # The handler's code claims a file of the hlfnet package, as a bug in hlfnet's own code would.
+    exec(compile(f"def handler(args):\n    return {bug}\n", cli.__file__, "exec"), namespace)
+    real = cli.build_parser
+
+    def patched() -> object:
+        parser = real()
+        for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+            action.choices["models"].set_defaults(handler=namespace["handler"])
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", patched)
+    assert main(["models"]) == 1
+    _, err = capsys.readouterr()
+    assert "Traceback" in err and "bug in hlfnet" in err and kind in err

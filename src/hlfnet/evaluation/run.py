@@ -81,16 +81,14 @@ class LoadedRun:
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML configuration (``config.yaml``) as a dictionary; ``ValueError`` naming the file if it is not one."""
-    from hlfnet.limits import safe_yaml_load
+    """Read and validate a run folder's ``config.yaml`` (:func:`hlfnet.engine.load_config`), as plain data.
 
-    path = Path(path)
-    config = safe_yaml_load(path)  # size and alias limits; ValueError naming the file
-    if not isinstance(config, dict):
-        raise ValueError(
-            f"{path}: expected a mapping with sections model, data, train; got {type(config).__name__}"
-        )
-    return config
+    Raises:
+        ValueError: not a valid configuration; names the file and the key.
+    """
+    from hlfnet.engine.config import config_to_dict, load_config
+
+    return config_to_dict(load_config(path))
 
 
 def _load_checkpoint(ckpt: Path, config: dict[str, Any] | None, map_location: str) -> tuple[nn.Module, dict]:
