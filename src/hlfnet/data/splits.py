@@ -176,11 +176,7 @@ def resolve_split(cfg: DataConfig) -> dict[str, list[str]]:
         FileNotFoundError, ValueError: the data or the split file is unusable (named in the message).
     """
     if cfg.format == "synthetic":
-        return {
-            "train": synthetic_ids("train", cfg.synthetic_train),
-            "val": synthetic_ids("val", cfg.synthetic_val),
-            "test": synthetic_ids("test", cfg.synthetic_test),
-        }
+        return {split: synthetic_ids(split, cfg.synthetic_count(split)) for split in SPLITS}
     return _file_split(cfg, discover(cfg))
 
 

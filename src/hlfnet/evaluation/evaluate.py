@@ -264,7 +264,7 @@ def synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
     """
     from hlfnet.data.synthetic import write_synthetic_folder
 
-    count = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[split]
+    count = cfg.synthetic_count(split)
     if count < 1:
         raise ValueError(f"{root}: the synthetic {split} split is empty")
     folder = root / "evaluation" / "synthetic-data" / split
@@ -332,10 +332,7 @@ def evaluate_run(
         if ids is None:  # no split.json: the whole synthetic split, as training drew it
             from hlfnet.data.synthetic import synthetic_ids
 
-            count = {"train": cfg.synthetic_train, "val": cfg.synthetic_val, "test": cfg.synthetic_test}[
-                split
-            ]
-            ids = synthetic_ids(split, count)
+            ids = synthetic_ids(split, cfg.synthetic_count(split))
         cfg = predictor.cfg = synthetic_as_folder(cfg, split, loaded.output_folder("the synthetic data"))
     pairs = pairs_for_split(cfg, split, ids)
     if not pairs:
