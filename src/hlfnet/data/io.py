@@ -32,7 +32,6 @@ __all__ = [
     "read_image",
     "read_mask",
     "labels_to_classes",
-    "image_size_of",
     "load_volume",
     "load_label_volume",
     "is_nifti",
@@ -196,19 +195,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if mode.startswith("I") or mode == "F":
         return _minmax(np.asarray(img), path)[..., None]
     raise ValueError(f"{path}: unsupported image mode {mode!r}")
-
-
-def image_size_of(path: str | Path) -> tuple[int, int]:
-    """``(H, W)`` of an image file, reading only its header (whole array for ``.npy``)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        shape, _ = npy_header(path)
-        if len(shape) not in (2, 3):
-            raise ValueError(f"{path}: .npy image must be (H, W) or (H, W, C), got shape {shape}")
-        check_image_pixels(shape, path)
-        return int(shape[0]), int(shape[1])
-    with pil_header(path) as img:
-        return img.size[1], img.size[0]
 
 
 def raw_mask(path: Path) -> np.ndarray:

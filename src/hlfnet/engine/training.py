@@ -319,7 +319,7 @@ def _check_split_unchanged(config: ExperimentConfig, saved: Path) -> None:
         )
 
 
-def _loggers(run_dir: Path, name: str) -> list[Logger]:
+def _loggers(run_dir: Path) -> list[Logger]:
     loggers: list[Logger] = [CSVLogger(save_dir=run_dir / "logs", name="csv")]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(
@@ -412,7 +412,7 @@ def build_trainer(
         strategy=t.strategy,
         precision=t.precision,
         deterministic=t.deterministic,
-        logger=_loggers(run_dir, config.name) if logger else False,
+        logger=_loggers(run_dir) if logger else False,
         callbacks=[recorder, RandomStateCallback(), checkpoint, *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         check_val_every_n_epoch=1,
