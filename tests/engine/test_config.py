@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from hlfnet.engine.config import ExperimentConfig, TrainConfig, config_to_dict, load_config
-from hlfnet.schema import apply_overrides, list_configs, resolve_config_path
 from hlfnet.models import list_models
+from hlfnet.schema import apply_overrides, list_configs, resolve_config_path
 
 TABLE1 = [f"{net}_{task}" for net in list_models() for task in ("isic2017", "spleen")]
 

@@ -55,9 +55,6 @@ Accelerator = Literal["cpu", "gpu", "cuda", "auto"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed", "64"]
 
-#: Model arguments that come from the data section and are filled in by :meth:`ExperimentConfig.model_kwargs`.
-DATA_DERIVED_MODEL_KWARGS = ("in_channels", "out_channels", "spatial_dims")
-
 
 @dataclass
 class ModelConfig:
