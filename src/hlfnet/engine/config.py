@@ -1,9 +1,11 @@
 """Typed experiment configuration: ``model``, ``data``, ``train`` sections plus a run name and a seed.
 
-A configuration is a YAML file validated when it is loaded: an unknown key, a value of the wrong type or a value
-outside its allowed set is a :class:`ValueError` that names the key (``train.lr``) and, for a misspelt key,
-suggests the closest valid one. ``key.sub=value`` overrides (``hlfnet train --set train.max_epochs=3``) go
-through the same validation.
+The dataclasses here (and :class:`hlfnet.data.DataConfig`) are the schema of hlfnet's one configuration system
+(:mod:`hlfnet.schema`): each checks its fields in ``__post_init__``, so a config built in Python is checked like
+one read from YAML. An unknown key, a value of the wrong type or a value outside its allowed set is a
+:class:`ValueError` that names the key (``train.lr``) and, for a misspelt key, suggests the closest valid one.
+:func:`load_config` reads a file with :func:`hlfnet.schema.read_yaml` (``extends:`` bases merged) and applies
+``key.sub=value`` overrides (``hlfnet train --set train.max_epochs=3``) before validation.
 
 The defaults of :class:`TrainConfig` are the paper's recipe (§3.1): Dice loss, Adam at 1e-4, batch 6, learning
 rate × 0.1 every 15 epochs, validation every epoch, the checkpoint best on validation Dice kept as the final
