@@ -19,11 +19,12 @@ of the training augmentation) and keeping only the largest connected component o
 The parts, each with a public interface:
 
 ========================  ==========================================================================
-:mod:`.predictor`         :class:`Predictor` — ties the parts together; predicts arrays, images, volumes
+:mod:`.predictor`         :class:`Predictor` — the network with its preprocessing and options; ties the parts
 :mod:`.loading`           the network from a run folder, weights or an export; the device
 :mod:`.preprocessing`     an input file as the network's tensor; background reading; batching
 :mod:`.inference`         logits, probabilities with flip TTA, labels, resizing, largest component
-:mod:`.results`           :class:`Prediction` and :class:`VolumePrediction`
+:mod:`.images`            2-D images → :class:`Prediction` at the original and the network size
+:mod:`.volumes`           NIfTI volumes → :class:`VolumePrediction`, slice by slice
 :mod:`.discovery`         which files to predict and the names of their outputs
 :mod:`.writers`           PNG masks and probability maps, NIfTI label and probability volumes
 :mod:`.output_folder`     overwrite / resume policy of an output folder; ``predictions.json``
@@ -34,12 +35,13 @@ The parts, each with a public interface:
 from __future__ import annotations
 
 from hlfnet.evaluation.predictor.discovery import collect_inputs
+from hlfnet.evaluation.predictor.images import Prediction
 from hlfnet.evaluation.predictor.inference import TTA_FLIPS, largest_component
 from hlfnet.evaluation.predictor.loading import resolve_device
 from hlfnet.evaluation.predictor.output_folder import MANIFEST_NAME
 from hlfnet.evaluation.predictor.predictor import Predictor
 from hlfnet.evaluation.predictor.preprocessing import PreparedImage
-from hlfnet.evaluation.predictor.results import Prediction, VolumePrediction
+from hlfnet.evaluation.predictor.volumes import VolumePrediction
 from hlfnet.evaluation.predictor.writers import PROBABILITY_DIR, write_mask_png, write_probability_png
 
 __all__ = [

@@ -1,9 +1,9 @@
 """The :class:`Predictor`: one network with its training preprocessing and prediction options.
 
-It ties the parts together — :mod:`.loading` builds the network, :mod:`.preprocessing` prepares each input,
-:mod:`.inference` turns batches into probabilities and labels — and gives predictions at each input's own
-size: :class:`Prediction` for a 2-D image, :class:`VolumePrediction` for a NIfTI volume. Writing a folder of
-predictions is :mod:`.predict_folder`'s job (:meth:`Predictor.predict`).
+It holds the state the parts share and ties them together: :mod:`.loading` builds the network,
+:mod:`.preprocessing` prepares each input, :mod:`.inference` turns batches into probabilities and labels,
+:mod:`.images` and :mod:`.volumes` give predictions at each input's own size (:class:`Prediction`,
+:class:`VolumePrediction`), and :mod:`.predict_folder` writes a folder of them (:meth:`Predictor.predict`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,10 @@ import torch
 from torch import nn
 
 from hlfnet.evaluation.predictor import inference
+from hlfnet.evaluation.predictor.images import Prediction, image_predictions
 from hlfnet.evaluation.predictor.loading import LoadedNetwork, load_network, network_of_run, resolve_device
-from hlfnet.evaluation.predictor.preprocessing import (
-    PreparedImage,
-    batched,
-    prefetch,
-    prepare_image,
-    prepare_volume,
-)
-from hlfnet.evaluation.predictor.results import Prediction, VolumePrediction
+from hlfnet.evaluation.predictor.preprocessing import PreparedImage, prepare_image
+from hlfnet.evaluation.predictor.volumes import VolumePrediction, volume_prediction
 from hlfnet.evaluation.predictor.writers import write_volume_prediction
 from hlfnet.progress import progress_bar
 
@@ -185,33 +180,11 @@ class Predictor:
     ) -> Iterator[Prediction]:
         """Predict 2-D images in batches, yielding one :class:`Prediction` per image in input order.
 
-        Images are read and preprocessed in ``workers`` background threads, two batches ahead of the network.
-
-        Args:
-            images: image files or arrays ``(H, W[, C])``.
-            ids: case ids (default: the file stems).
-            keep_probabilities: also return the probabilities at the original size.
-
-        Raises:
-            FileNotFoundError, ValueError: an unreadable image or one whose channels the model cannot take
-                (names the file).
+        ``images`` are files or arrays ``(H, W[, C])``, ``ids`` the case ids (default: the file stems);
+        ``keep_probabilities`` also returns the probabilities at the original size. Images are read in
+        ``workers`` background threads; see :func:`~hlfnet.evaluation.predictor.images.image_predictions`.
         """
-        if ids is not None and len(ids) != len(images):
-            raise ValueError(f"got {len(ids)} ids for {len(images)} images")
-        pairs = list(zip(images, ids if ids is not None else [None] * len(images), strict=True))
-        items = prefetch(lambda pair: self.load_image(*pair), pairs, self.workers, ahead=2 * self.batch_size)
-        for batch in batched(items, self.batch_size):
-            probabilities = self.probabilities(torch.stack([item.tensor for item in batch]))
-            network_labels = self.labels(probabilities).numpy()
-            for item, p, network_mask in zip(batch, probabilities, network_labels, strict=True):
-                full = inference.resize_probabilities(p[None], item.original)
-                yield Prediction(
-                    id=item.id,
-                    mask=self.postprocess(self.labels(full)[0].numpy()),
-                    network_mask=self.postprocess(network_mask),
-                    probabilities=full[0].numpy() if keep_probabilities else None,
-                    source=item.source,
-                )
+        return image_predictions(self, images, ids, keep_probabilities)
 
     def predict_image(
         self, image: str | os.PathLike[str] | np.ndarray, keep_probabilities: bool = False
@@ -222,29 +195,10 @@ class Predictor:
     # ------------------------------------------------------------------ volumes
 
     def predict_volume_array(self, path: str | os.PathLike[str]) -> VolumePrediction:
-        """Predict every axial slice of a NIfTI volume.
-
-        Returns:
-            The :class:`VolumePrediction`, in the slice layout of ``hlfnet.data`` (rows, columns, slice).
-
-        Raises:
-            FileNotFoundError: missing file.
-            ValueError: unreadable volume, or a 4-D volume whose channels the 2-D model cannot take (names the
-                file and both counts).
+        """Predict every axial slice of a NIfTI volume: a :class:`VolumePrediction` in the slice layout of
+        ``hlfnet.data`` (rows, columns, slice); see :func:`~hlfnet.evaluation.predictor.volumes.volume_prediction`.
         """
-        path = Path(path)
-        volume = prepare_volume(path, self.cfg, self.in_channels)
-        labels, network_labels, probabilities = [], [], []
-        for start in range(0, volume.slices.shape[0], self.batch_size):
-            p = self.probabilities(volume.slices[start : start + self.batch_size])
-            network_labels.append(self.labels(p).numpy())
-            p = inference.resize_probabilities(p, volume.slice_size)
-            labels.append(self.labels(p).numpy())
-            probabilities.append(p.numpy())
-        # the largest component in 3-D: (N, rows, cols) is a volume as well
-        label_volume = self.postprocess(np.concatenate(labels))
-        network_volume = self.postprocess(np.concatenate(network_labels))
-        return VolumePrediction(path.name, label_volume, network_volume, np.concatenate(probabilities), path)
+        return volume_prediction(self, path)
 
     def predict_volume(
         self,

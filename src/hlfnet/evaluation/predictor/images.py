@@ -1,0 +1,86 @@
+"""2-D images: a :class:`Prediction` per image, at the image's own size and at the network size.
+
+Images are read and preprocessed in background threads a few batches ahead of the network
+(:func:`~.preprocessing.prefetch`), run in batches, and each image's probabilities are resized bilinearly back to
+its original size before they are turned into labels — so boundaries are smooth at any scale.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from hlfnet.evaluation.predictor.inference import resize_probabilities
+from hlfnet.evaluation.predictor.preprocessing import batched, prefetch
+
+if TYPE_CHECKING:
+    from hlfnet.evaluation.predictor.predictor import Predictor
+
+__all__ = ["Prediction", "image_predictions"]
+
+
+@dataclass
+class Prediction:
+    """The prediction of one 2-D image.
+
+    Attributes:
+        id: the case id (the file stem for files).
+        mask: ``uint8`` labels ``(H0, W0)`` at the original image size (binary: 0/1).
+        network_mask: ``uint8`` labels ``(H, W)`` at the network input size.
+        probabilities: ``float32`` ``(K, H0, W0)`` at the original size (``K = 1`` binary: the foreground
+            probability), or ``None`` unless asked for.
+        source: the image file, or ``None`` for an array.
+    """
+
+    id: str
+    mask: np.ndarray
+    network_mask: np.ndarray
+    probabilities: np.ndarray | None = None
+    source: Path | None = None
+
+
+def image_predictions(
+    predictor: Predictor,
+    images: Sequence[str | os.PathLike[str] | np.ndarray],
+    ids: Sequence[str] | None = None,
+    keep_probabilities: bool = False,
+) -> Iterator[Prediction]:
+    """Predict 2-D images in batches with ``predictor``, yielding one :class:`Prediction` per image in input order.
+
+    Images are read and preprocessed in ``predictor.workers`` background threads, two batches ahead of the
+    network.
+
+    Args:
+        predictor: the :class:`~hlfnet.evaluation.predictor.Predictor` (network, preprocessing and options).
+        images: image files or arrays ``(H, W[, C])``.
+        ids: case ids (default: the file stems).
+        keep_probabilities: also return the probabilities at the original size.
+
+    Raises:
+        FileNotFoundError, ValueError: an unreadable image or one whose channels the model cannot take
+            (names the file).
+    """
+    if ids is not None and len(ids) != len(images):
+        raise ValueError(f"got {len(ids)} ids for {len(images)} images")
+    pairs = list(zip(images, ids if ids is not None else [None] * len(images), strict=True))
+    items = prefetch(
+        lambda pair: predictor.load_image(*pair), pairs, predictor.workers, 2 * predictor.batch_size
+    )
+    for batch in batched(items, predictor.batch_size):
+        probabilities = predictor.probabilities(torch.stack([item.tensor for item in batch]))
+        network_labels = predictor.labels(probabilities).numpy()
+        for item, p, network_mask in zip(batch, probabilities, network_labels, strict=True):
+            full = resize_probabilities(p[None], item.original)
+            yield Prediction(
+                id=item.id,
+                mask=predictor.postprocess(predictor.labels(full)[0].numpy()),
+                network_mask=predictor.postprocess(network_mask),
+                probabilities=full[0].numpy() if keep_probabilities else None,
+                source=item.source,
+            )

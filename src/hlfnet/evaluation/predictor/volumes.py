@@ -1,0 +1,68 @@
+"""NIfTI volumes: a :class:`VolumePrediction` per volume, slice by slice, as the paper's 2-D network.
+
+Every axial slice is preprocessed as in training (:func:`~.preprocessing.prepare_volume`), predicted in batches,
+its probabilities resized bilinearly back to the volume's own slice size, and the labels stacked in the axial
+slice layout of ``hlfnet.data``; the largest-component option then works in 3-D.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hlfnet.evaluation.predictor.inference import resize_probabilities
+from hlfnet.evaluation.predictor.preprocessing import prepare_volume
+
+if TYPE_CHECKING:
+    from hlfnet.evaluation.predictor.predictor import Predictor
+
+__all__ = ["VolumePrediction", "volume_prediction"]
+
+
+@dataclass
+class VolumePrediction:
+    """The prediction of one volume, slice by slice, in the axial slice layout of ``hlfnet.data``.
+
+    Attributes:
+        id: the file name.
+        labels: ``uint8`` ``(N, rows, cols)`` at the volume's own slice size.
+        network_labels: ``uint8`` ``(N, H, W)`` at the network input size.
+        probabilities: ``float32`` ``(N, K, rows, cols)``.
+        source: the NIfTI file.
+    """
+
+    id: str
+    labels: np.ndarray
+    network_labels: np.ndarray
+    probabilities: np.ndarray
+    source: Path
+
+
+def volume_prediction(predictor: Predictor, path: str | os.PathLike[str]) -> VolumePrediction:
+    """Predict every axial slice of a NIfTI volume with ``predictor``.
+
+    Returns:
+        The :class:`VolumePrediction`, in the slice layout of ``hlfnet.data`` (rows, columns, slice).
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: unreadable volume, or a 4-D volume whose channels the 2-D model cannot take (names the
+            file and both counts).
+    """
+    path = Path(path)
+    volume = prepare_volume(path, predictor.cfg, predictor.in_channels)
+    labels, network_labels, probabilities = [], [], []
+    for start in range(0, volume.slices.shape[0], predictor.batch_size):
+        p = predictor.probabilities(volume.slices[start : start + predictor.batch_size])
+        network_labels.append(predictor.labels(p).numpy())
+        p = resize_probabilities(p, volume.slice_size)
+        labels.append(predictor.labels(p).numpy())
+        probabilities.append(p.numpy())
+    # the largest component in 3-D: (N, rows, cols) is a volume as well
+    label_volume = predictor.postprocess(np.concatenate(labels))
+    network_volume = predictor.postprocess(np.concatenate(network_labels))
+    return VolumePrediction(path.name, label_volume, network_volume, np.concatenate(probabilities), path)
