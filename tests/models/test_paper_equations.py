@@ -293,6 +293,43 @@ def test_network_equals_reference(encoder_block, skip_fusion, depth, size):
             torch.testing.assert_close(a, b, **TOL)
 
 
+@pytest.mark.parametrize(
+    ("encoder_block", "skip_fusion"),
+    [("lfe", "hfe"), ("plain", "concat"), ("residual", "hfe"), ("bottleneck", "concat")],
+)
+def test_network_with_4_groups_and_reduction_4_equals_reference(encoder_block, skip_fusion):
+    """``norm_groups`` and ``reduction`` away from their defaults reach every block, LFE, HFE and stage."""
+    net = randomize(
+        EncoderDecoderNet(
+            3,
+            1,
+            base_channels=8,
+            depth=2,
+            encoder_block=encoder_block,
+            skip_fusion=skip_fusion,
+            norm_groups=4,
+            reduction=4,
+        )
+    )
+    assert set(m.num_groups for m in net.modules() if isinstance(m, nn.GroupNorm)) == {4}
+    if skip_fusion == "hfe":  # 2c / 4 hidden units at c = 16 and c = 8
+        assert [stage.hfe.channel.fc[0].out_channels for stage in net.decoder] == [8, 4]
+    x = _input(1, 3, 9, 10)
+    w = Weights(net)
+    expected, maps = network_reference(
+        x, w, depth=2, encoder_block=encoder_block, skip_fusion=skip_fusion, groups=4, widths=[8, 16, 32]
+    )
+    w.assert_all_used()
+    with torch.no_grad():
+        out = net.forward_with_attention(x)
+    torch.testing.assert_close(out.logits, expected, **TOL)
+    for key in ("lfe", "hfe_spatial", "hfe_channel"):
+        ours = getattr(out.attention, key)
+        assert len(ours) == len(maps[key]), key
+        for a, b in zip(ours, maps[key], strict=True):
+            torch.testing.assert_close(a, b, **TOL)
+
+
 def test_network_3d_equals_reference():
     net = randomize(
         EncoderDecoderNet(
