@@ -32,7 +32,11 @@ def make_run(
     )
     root.mkdir(parents=True, exist_ok=True)
     save_model(model, root / "model.safetensors", extra={"data": data})
-    config = {"model": {"name": model.model_name, **model.model_kwargs}, "data": data, "train": {"max_epochs": 1}}
+    config = {
+        "model": {"name": model.model_name, **model.model_kwargs},
+        "data": data,
+        "train": {"max_epochs": 1},
+    }
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     if split is not None:
         import json

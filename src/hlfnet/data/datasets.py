@@ -149,7 +149,12 @@ def build_dataset(cfg: DataConfig, split: str, augment: bool | None = None) -> S
         augment = cfg.augment and split == "train"
     if cfg.format == "synthetic":
         store = _synthetic_store(
-            split, cfg.synthetic_count(split), tuple(cfg.image_size), cfg.seed, cfg.num_classes, resolve_in_channels(cfg)
+            split,
+            cfg.synthetic_count(split),
+            tuple(cfg.image_size),
+            cfg.seed,
+            cfg.num_classes,
+            resolve_in_channels(cfg),
         )
     else:
         pairs = split_pairs(cfg, split)
