@@ -94,6 +94,14 @@ def test_network_defaults_and_attributes():
     assert hfe.decoder[0].hfe.channel.fc[0].out_channels == 128  # 2c / 2 at c = 128
 
 
+@pytest.mark.parametrize("kernel_size", [1, 3, 5, 7])
+def test_convolution_module_padding_keeps_the_size_for_any_odd_kernel(kernel_size):
+    for spatial in ((6, 9), (4, 5, 7)):
+        module = ConvModule(2, 4, spatial_dims=len(spatial), kernel_size=kernel_size)
+        assert module[0].padding == (kernel_size // 2,) * len(spatial)
+        assert module(torch.randn(1, 2, *spatial)).shape == (1, 4, *spatial)
+
+
 def test_bottleneck_mid_width_is_at_least_one():
     module = BottleneckBlock(4, 4, norm_groups=8, expansion=8)
     widths = [m.out_channels for m in module.body.modules() if isinstance(m, nn.Conv2d)]
