@@ -327,8 +327,8 @@ def test_scores_from_logits_one_spatial_dimension_and_float_labels() -> None:
 
 
 def test_scores_are_exact_for_counts_beyond_float32() -> None:
-    """A 512×512×64 volume has more than 2**24 voxels, past float32's exact integers: every ratio is the exact
-    fraction rounded once to float64 (J = 1 / (2**24 + 1), not the 1 / 2**24 of a float32 denominator)."""
+    """A 512×512×100 CT volume has 26 M voxels, past float32's exact integers (2**24 = 16.8 M): every ratio is the
+    exact fraction rounded once to float64 (J = 1 / (2**24 + 1), not the 1 / 2**24 of a float32 denominator)."""
     big = 2**24
     tp, fp, fn, tn = (torch.tensor([v]) for v in (1, big, 0, 3))
     scores = scores_from_confusion(tp, fp, fn, tn)
