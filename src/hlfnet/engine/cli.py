@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "after another, ~1 h each on two cores; gpu: all at once on one GPU, the paper's full recipe."
         ),
     )
-    reproduce.add_argument("--protocol", choices=("cpu", "gpu"), required=True)
+    reproduce.add_argument("--protocol", choices=("cpu", "cpu_paper", "gpu"), required=True)
     reproduce.add_argument("--data", required=True, help="the ISIC 2017 folder")
     reproduce.add_argument(
         "--networks",

@@ -28,13 +28,16 @@ from pathlib import Path
 from hlfnet.data.splits import read_split
 from hlfnet.engine.config import load_config
 
-__all__ = ["PROTOCOLS", "ReproducePlan", "plan_reproduction", "reproduce"]
+__all__ = ["CONTROL_NETWORKS", "PROTOCOLS", "TABLE1_NETWORKS", "ReproducePlan", "plan_reproduction", "reproduce"]
 
 logger = logging.getLogger(__name__)
 
 #: Table 1's ISIC networks, baseline first (the reference of the paired statistics).
 TABLE1_NETWORKS = ("unet", "resunet", "hlfnet_hfe", "hlfnet_lfe", "hlfnet")
-PROTOCOLS = ("cpu", "gpu")
+#: Networks a protocol can train beside Table 1's (asked for by name, never by default): the U-Net-16 ceiling
+#: control, the skeleton of the three HLE-Net variants without either module.
+CONTROL_NETWORKS = ("unet16",)
+PROTOCOLS = ("cpu", "cpu_paper", "gpu")
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,10 @@ def plan_reproduction(
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    unknown = [n for n in networks if n not in TABLE1_NETWORKS]
+    known = (*TABLE1_NETWORKS, *CONTROL_NETWORKS)
+    unknown = [n for n in networks if n not in known]
     if unknown or not networks:
-        raise ValueError(f"networks {unknown or '(none)'}: choose from {', '.join(TABLE1_NETWORKS)}")
+        raise ValueError(f"networks {unknown or '(none)'}: choose from {', '.join(known)}")
     if not Path(data_root).is_dir():
         raise FileNotFoundError(f"{data_root}: no such ISIC 2017 folder (hlfnet data check {data_root})")
     runs_dir = Path(runs_dir) if runs_dir is not None else Path("runs") / f"isic2017_{protocol}"

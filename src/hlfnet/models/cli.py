@@ -29,11 +29,11 @@ def models_table(in_channels: int = 4, out_channels: int = 1, size: tuple[int, i
         model = create_model(name, in_channels=in_channels, out_channels=out_channels)
         params = count_parameters(model)
         gflops = count_flops(model, (1, in_channels, *size)) / 1e9
-        diff = 100 * (params - spec.paper_parameters) / spec.paper_parameters
-        rows.append(
-            f"| {name} | {spec.paper_name} | {params / 1e6:.2f} M | {spec.paper_parameters / 1e6:.1f} M "
-            f"| {diff:+.1f} % | {gflops:.2f} |"
-        )
+        paper, diff = "–", "–"
+        if spec.paper_parameters:
+            paper = f"{spec.paper_parameters / 1e6:.1f} M"
+            diff = f"{100 * (params - spec.paper_parameters) / spec.paper_parameters:+.1f} %"
+        rows.append(f"| {name} | {spec.paper_name} | {params / 1e6:.2f} M | {paper} | {diff} | {gflops:.2f} |")
     return "\n".join(rows)
 
 

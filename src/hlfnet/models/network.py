@@ -37,7 +37,7 @@ from hlfnet.models.blocks import (
     max_pool_nd,
 )
 from hlfnet.models.hfe import HFE
-from hlfnet.models.lfe import LFE
+from hlfnet.models.lfe import LFE, LFE_STYLES, LFEStyle
 
 __all__ = ["AttentionMaps", "SegmentationOutput", "EncoderDecoderNet", "ENCODER_BLOCKS", "SKIP_FUSIONS"]
 
@@ -73,12 +73,17 @@ class SegmentationOutput:
 
 
 def _make_block(
-    kind: str, in_channels: int, out_channels: int, spatial_dims: int, norm_groups: int
+    kind: str,
+    in_channels: int,
+    out_channels: int,
+    spatial_dims: int,
+    norm_groups: int,
+    lfe_style: str = "cfenet",
 ) -> nn.Module:
     if kind == "plain":
         return DoubleConv(in_channels, out_channels, spatial_dims, norm_groups)
     if kind == "lfe":
-        return LFE(in_channels, out_channels, spatial_dims, norm_groups)
+        return LFE(in_channels, out_channels, spatial_dims, norm_groups, lfe_style)
     if kind == "residual":
         return ResidualBlock(in_channels, out_channels, spatial_dims, norm_groups)
     if kind == "bottleneck":
@@ -120,6 +125,8 @@ class EncoderDecoderNet(nn.Module):
         skip_fusion: ``"concat"`` or ``"hfe"``.
         norm_groups: GroupNorm groups (largest divisor of the width not above it).
         reduction: reduction ratio of HFE's channel recalibration.
+        lfe_style: the LFE's semantic branch, ``"cfenet"`` (the authors' layout, default) or ``"compact"``
+            (hlfnet's first reading); see :mod:`hlfnet.models.lfe`. Ignored without an LFE encoder.
 
     Raises:
         ValueError: on a non-positive width, depth or channel count, ``spatial_dims`` not 2 or 3, or an
@@ -140,6 +147,7 @@ class EncoderDecoderNet(nn.Module):
         skip_fusion: SkipFusion = "concat",
         norm_groups: int = 8,
         reduction: int = 2,
+        lfe_style: LFEStyle = "cfenet",
     ) -> None:
         super().__init__()
         check_positive("in_channels", in_channels)
@@ -151,6 +159,8 @@ class EncoderDecoderNet(nn.Module):
             raise ValueError(f"encoder_block must be one of {ENCODER_BLOCKS}, got {encoder_block!r}")
         if skip_fusion not in SKIP_FUSIONS:
             raise ValueError(f"skip_fusion must be one of {SKIP_FUSIONS}, got {skip_fusion!r}")
+        if lfe_style not in LFE_STYLES:
+            raise ValueError(f"lfe_style must be one of {LFE_STYLES}, got {lfe_style!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.spatial_dims = spatial_dims
@@ -162,7 +172,7 @@ class EncoderDecoderNet(nn.Module):
 
         self.pool = max_pool_nd(spatial_dims)
         self.encoder = nn.ModuleList(
-            _make_block(encoder_block, c_in, c_out, spatial_dims, norm_groups)
+            _make_block(encoder_block, c_in, c_out, spatial_dims, norm_groups, lfe_style)
             for c_in, c_out in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
         )
         self.bottom = _make_block(other_block, widths[-2], widths[-1], spatial_dims, norm_groups)

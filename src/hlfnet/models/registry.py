@@ -12,17 +12,20 @@ from typing import Any
 
 from hlfnet.models.network import EncoderDecoderNet
 
-__all__ = ["ModelSpec", "MODELS", "create_model", "list_models", "get_model_spec"]
+__all__ = ["ModelSpec", "MODELS", "TABLE1_MODELS", "create_model", "list_models", "get_model_spec"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered network: its preset arguments, the paper's name and the paper's parameter count."""
+    """A registered network: its preset arguments, the paper's name and the paper's parameter count.
+
+    ``paper_parameters`` is ``None`` for a network that is not in the paper's Table 1 (the U-Net-16 control).
+    """
 
     name: str
     paper_name: str
     description: str
-    paper_parameters: float
+    paper_parameters: float | None
     preset: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,8 +67,18 @@ MODELS: dict[str, ModelSpec] = {
             6.2e6,
             {"base_channels": 28, "encoder_block": "residual", "skip_fusion": "concat"},
         ),
+        ModelSpec(
+            "unet16",
+            "U-Net-16",
+            "control (not in Table 1): U-Net, 16 base channels, the skeleton of the three HLE-Net variants",
+            None,
+            {"base_channels": 16, "encoder_block": "plain", "skip_fusion": "concat"},
+        ),
     )
 }
+
+TABLE1_MODELS: tuple[str, ...] = tuple(name for name, spec in MODELS.items() if spec.paper_parameters)
+"""The networks of the paper's Table 1, in its order (ours first); ``list_models()`` adds the controls."""
 
 _ALLOWED_KWARGS = tuple(
     p
