@@ -16,8 +16,11 @@ def test_models_command_prints_every_network_with_table1_counts(capsys):
         "hlfnet_lfe",
         "unet",
         "resunet",
+        "unet16",
     ]
     assert "| unet | Unet-28 | 5.94 M | 5.9 M | +0.8 % | 13.90 |" in out
+    assert "| hlfnet | HLE-Net | 5.53 M | 5.5 M | +0.5 % |" in out
+    assert "| unet16 | U-Net-16 | 1.94 M | – | – |" in out  # not in Table 1
     assert "GFLOPs at 4×192×256" in out
 
 

@@ -10,9 +10,10 @@ from torch import nn
 from hlfnet.models import (
     HFE,
     LFE,
+    CFENetSemanticEmbedding,
     ChannelRecalibration,
+    CompactSemanticEmbedding,
     EncoderDecoderNet,
-    SemanticEmbedding,
     SpatialRecalibration,
 )
 from hlfnet.models.blocks import (
@@ -61,7 +62,9 @@ def test_every_constructor_defaults_to_8_groups():
     assert _groups(BottleneckBlock(4, 18)) == [6, 6, 6, 6]
     assert _groups(HFE(9)) == [6]  # the fusion module has 2c = 18 channels
     assert set(_groups(LFE(3, 18))) == {6}
-    assert set(_groups(SemanticEmbedding(3, 18))) == {6}
+    assert set(_groups(LFE(3, 18, style="compact"))) == {6}
+    assert set(_groups(CompactSemanticEmbedding(3, 18))) == {6}
+    assert set(_groups(CFENetSemanticEmbedding(3, 18))) == {6}
     net = EncoderDecoderNet(4, 1, base_channels=18, depth=1)  # widths 18 and 36: 6 groups of 3 and of 6
     assert set(_groups(net)) == {6}
     for block in ("lfe", "residual", "bottleneck"):
@@ -78,9 +81,18 @@ def test_attention_modules_defaults():
     assert hfe.channel.fc[0].out_channels == 8 and hfe.channel.fc[0].in_channels == 16
     assert _groups(hfe) == [8] and all(isinstance(c, nn.Conv2d) for c in _convs(hfe))
     lfe = LFE(3, 16)
-    assert set(_groups(lfe)) == {8} and all(isinstance(c, nn.Conv2d) for c in _convs(lfe))
-    semantic = SemanticEmbedding(3, 16)
+    assert set(_groups(lfe)) == {8} and all(
+        isinstance(c, (nn.Conv2d, nn.ConvTranspose2d)) for c in _convs(lfe)
+    )
+    assert lfe.style == "cfenet" and isinstance(lfe.semantic, CFENetSemanticEmbedding)
+    assert isinstance(LFE(3, 16, style="compact").semantic, CompactSemanticEmbedding)
+    semantic = CompactSemanticEmbedding(3, 16)
     assert semantic.spatial_dims == 2 and set(_groups(semantic)) == {8}
+    cfenet = CFENetSemanticEmbedding(3, 16)  # widths c, c, 2c
+    # enc0, enc1, bottom, up1 (transposed), dec1, up0 (transposed), dec0, the 1×1 projection
+    assert [m.out_channels for m in _convs(cfenet)] == [16, 16, 32, 16, 16, 16, 16, 1]
+    assert (cfenet.up1.in_channels, cfenet.up1.out_channels, cfenet.up0.in_channels) == (32, 16, 16)
+    assert set(_groups(cfenet)) == {8}
 
 
 def test_network_defaults_and_attributes():
@@ -122,7 +134,13 @@ def test_channel_recalibration_hidden_width_limits():
         (lambda: ChannelRecalibration(0), "channels must be a positive integer, got 0"),
         (lambda: ChannelRecalibration(4, reduction=0), "reduction must be a positive integer, got 0"),
         (lambda: HFE(-1), "channels must be a positive integer, got -1"),
-        (lambda: SemanticEmbedding(3, 0), "channels must be a positive integer, got 0"),
+        (lambda: CompactSemanticEmbedding(3, 0), "channels must be a positive integer, got 0"),
+        (lambda: CFENetSemanticEmbedding(3, 0), "channels must be a positive integer, got 0"),
+        (lambda: LFE(3, 8, style="wide"), r"lfe_style must be one of \('cfenet', 'compact'\), got 'wide'"),
+        (
+            lambda: EncoderDecoderNet(4, 1, lfe_style="wide"),
+            r"lfe_style must be one of \('cfenet', 'compact'\), got 'wide'",
+        ),
         (lambda: BottleneckBlock(4, 4, expansion=0), "expansion must be a positive integer, got 0"),
         (lambda: ConvModule(0, 4), "in_channels must be a positive integer, got 0"),
         (lambda: ConvModule(4, 0), "out_channels must be a positive integer, got 0"),

@@ -106,18 +106,45 @@ def _max_pool(x: torch.Tensor) -> torch.Tensor:
     return {4: F.max_pool2d, 5: F.max_pool3d}[x.ndim](x, kernel_size=2, stride=2)
 
 
-def lfe_reference(x: torch.Tensor, w: Weights, name: str, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """§2.2. Returns ``(X̃, σ(s'))``."""
+def _conv_transpose(x: torch.Tensor, w: Weights, name: str) -> torch.Tensor:
+    fn = {4: F.conv_transpose2d, 5: F.conv_transpose3d}[x.ndim]
+    return fn(x, w[f"{name}.weight"], w[f"{name}.bias"], stride=2)
+
+
+def lfe_reference(
+    x: torch.Tensor, w: Weights, name: str, groups: int, style: str = "cfenet"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """§2.2. Returns ``(X̃, σ(s'))``; ``style`` picks the semantic branch's layout (docs/architecture.md #9)."""
     trunk = double_conv(x, w, f"{name}.trunk", groups)  # F_tr(X)
     sem = f"{name}.semantic"
     # two consecutive down-samplings and up-samplings, with skip connections between them
-    e0 = double_conv(x, w, f"{sem}.enc0", groups)
-    e1 = double_conv(_max_pool(e0), w, f"{sem}.enc1", groups)
-    bottom = double_conv(_max_pool(e1), w, f"{sem}.bottom", groups)
-    d1 = double_conv(torch.cat([e1, _upsample_to(bottom, e1)], dim=1), w, f"{sem}.dec1", groups)
-    d0 = double_conv(torch.cat([e0, _upsample_to(d1, e0)], dim=1), w, f"{sem}.dec0", groups)
-    attention = torch.sigmoid(_conv(d0, w, f"{sem}.project"))  # σ(s'), s' from a 1×1 convolution
-    return (1 + attention) * trunk, attention  # X̃ = (1 + σ(s')) ⊗ F_tr(X)
+    if style == "compact":  # two modules per scale at one width, interpolation up to the skip's size
+        e0 = double_conv(x, w, f"{sem}.enc0", groups)
+        e1 = double_conv(_max_pool(e0), w, f"{sem}.enc1", groups)
+        bottom = double_conv(_max_pool(e1), w, f"{sem}.bottom", groups)
+        d1 = double_conv(torch.cat([e1, _upsample_to(bottom, e1)], dim=1), w, f"{sem}.dec1", groups)
+        d0 = double_conv(torch.cat([e0, _upsample_to(d1, e0)], dim=1), w, f"{sem}.dec0", groups)
+        attention = torch.sigmoid(_conv(d0, w, f"{sem}.project"))  # σ(s'), s' from a 1×1 convolution
+        return (1 + attention) * trunk, attention  # X̃ = (1 + σ(s')) ⊗ F_tr(X)
+    # cfenet: one module per scale, widths c, c, 2c, 2×2 transposed convolutions up; the input padded to a
+    # multiple of 4 (edge replication) and the map cropped back
+    size = x.shape[2:]
+    pad: list[int] = []
+    for s in reversed(size):
+        pad += [0, math.ceil(s / 4) * 4 - s]
+    padded = F.pad(x, pad, mode="replicate")
+    e0 = conv_module(padded, w, f"{sem}.enc0", groups)
+    e1 = conv_module(_max_pool(e0), w, f"{sem}.enc1", groups)
+    bottom = conv_module(_max_pool(e1), w, f"{sem}.bottom", groups)
+    assert bottom.shape[1] == 2 * e1.shape[1]
+    d1 = conv_module(
+        torch.cat([e1, _conv_transpose(bottom, w, f"{sem}.up1")], dim=1), w, f"{sem}.dec1", groups
+    )
+    d0 = conv_module(torch.cat([e0, _conv_transpose(d1, w, f"{sem}.up0")], dim=1), w, f"{sem}.dec0", groups)
+    s_prime = _conv(d0, w, f"{sem}.project")[(slice(None), slice(None), *(slice(0, n) for n in size))]
+    attention = torch.sigmoid(s_prime)
+    # X̃ = (1 + σ(s')) ⊗ F_tr(X), then the authors' one more convolution module
+    return conv_module((1 + attention) * trunk, w, f"{name}.fuse", groups), attention
 
 
 def network_reference(
@@ -129,6 +156,7 @@ def network_reference(
     skip_fusion: str,
     groups: int,
     widths: list[int],
+    lfe_style: str = "cfenet",
 ) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
     """§2.3 / Fig. 3 with docs/architecture.md's choices: pad, encoder, bottom, decoder, 1×1 head, crop."""
     size = x.shape[2:]
@@ -155,7 +183,7 @@ def network_reference(
     c_in = in_channels
     for level in range(depth):
         if encoder_block == "lfe":
-            x, attention = lfe_reference(x, w, f"encoder.{level}", groups)
+            x, attention = lfe_reference(x, w, f"encoder.{level}", groups, lfe_style)
             maps["lfe"].append(crop(attention, level))
         else:
             x = block(encoder_block, x, f"encoder.{level}", c_in, widths[level])
@@ -230,14 +258,15 @@ def test_hfe_channel_mlp_relu_is_active_in_these_tests():
 # --------------------------------------------------------------------------------------------------- LFE
 
 
+@pytest.mark.parametrize("style", ["cfenet", "compact"])
 @pytest.mark.parametrize(
     ("in_channels", "out_channels", "spatial"), [(3, 8, (13, 17)), (8, 16, (8, 12)), (2, 8, (6, 7, 5))]
 )
-def test_lfe_equals_paper_equations(in_channels, out_channels, spatial):
-    lfe = randomize(LFE(in_channels, out_channels, spatial_dims=len(spatial), norm_groups=8))
+def test_lfe_equals_paper_equations(in_channels, out_channels, spatial, style):
+    lfe = randomize(LFE(in_channels, out_channels, spatial_dims=len(spatial), norm_groups=8, style=style))
     x = _input(2, in_channels, *spatial)
     w = Weights(_Prefixed(lfe))
-    expected, attention_ref = lfe_reference(x, w, "m", groups=8)
+    expected, attention_ref = lfe_reference(x, w, "m", groups=8, style=style)
     w.assert_all_used()
     with torch.no_grad():
         out, attention = lfe.forward_with_attention(x)
@@ -251,18 +280,20 @@ def test_lfe_equals_paper_equations(in_channels, out_channels, spatial):
 
 
 @pytest.mark.parametrize(
-    ("encoder_block", "skip_fusion"),
+    ("encoder_block", "skip_fusion", "lfe_style"),
     [
-        ("plain", "concat"),
-        ("lfe", "hfe"),
-        ("plain", "hfe"),
-        ("lfe", "concat"),
-        ("residual", "concat"),
-        ("bottleneck", "concat"),
+        ("plain", "concat", "cfenet"),
+        ("lfe", "hfe", "cfenet"),
+        ("lfe", "hfe", "compact"),
+        ("plain", "hfe", "cfenet"),
+        ("lfe", "concat", "cfenet"),
+        ("lfe", "concat", "compact"),
+        ("residual", "concat", "cfenet"),
+        ("bottleneck", "concat", "cfenet"),
     ],
 )
 @pytest.mark.parametrize(("depth", "size"), [(2, (13, 19)), (3, (16, 24))])
-def test_network_equals_reference(encoder_block, skip_fusion, depth, size):
+def test_network_equals_reference(encoder_block, skip_fusion, lfe_style, depth, size):
     net = randomize(
         EncoderDecoderNet(
             3,
@@ -272,13 +303,21 @@ def test_network_equals_reference(encoder_block, skip_fusion, depth, size):
             encoder_block=encoder_block,
             skip_fusion=skip_fusion,
             norm_groups=8,
+            lfe_style=lfe_style,
         )
     )
     x = _input(2, 3, *size)
     w = Weights(net)
     widths = [8 * 2**level for level in range(depth + 1)]
     expected, maps = network_reference(
-        x, w, depth=depth, encoder_block=encoder_block, skip_fusion=skip_fusion, groups=8, widths=widths
+        x,
+        w,
+        depth=depth,
+        encoder_block=encoder_block,
+        skip_fusion=skip_fusion,
+        groups=8,
+        widths=widths,
+        lfe_style=lfe_style,
     )
     w.assert_all_used()
     with torch.no_grad():
@@ -294,10 +333,16 @@ def test_network_equals_reference(encoder_block, skip_fusion, depth, size):
 
 
 @pytest.mark.parametrize(
-    ("encoder_block", "skip_fusion"),
-    [("lfe", "hfe"), ("plain", "concat"), ("residual", "hfe"), ("bottleneck", "concat")],
+    ("encoder_block", "skip_fusion", "lfe_style"),
+    [
+        ("lfe", "hfe", "cfenet"),
+        ("lfe", "hfe", "compact"),
+        ("plain", "concat", "cfenet"),
+        ("residual", "hfe", "cfenet"),
+        ("bottleneck", "concat", "cfenet"),
+    ],
 )
-def test_network_with_4_groups_and_reduction_4_equals_reference(encoder_block, skip_fusion):
+def test_network_with_4_groups_and_reduction_4_equals_reference(encoder_block, skip_fusion, lfe_style):
     """``norm_groups`` and ``reduction`` away from their defaults reach every block, LFE, HFE and stage."""
     net = randomize(
         EncoderDecoderNet(
@@ -309,6 +354,7 @@ def test_network_with_4_groups_and_reduction_4_equals_reference(encoder_block, s
             skip_fusion=skip_fusion,
             norm_groups=4,
             reduction=4,
+            lfe_style=lfe_style,
         )
     )
     assert set(m.num_groups for m in net.modules() if isinstance(m, nn.GroupNorm)) == {4}
@@ -317,7 +363,14 @@ def test_network_with_4_groups_and_reduction_4_equals_reference(encoder_block, s
     x = _input(1, 3, 9, 10)
     w = Weights(net)
     expected, maps = network_reference(
-        x, w, depth=2, encoder_block=encoder_block, skip_fusion=skip_fusion, groups=4, widths=[8, 16, 32]
+        x,
+        w,
+        depth=2,
+        encoder_block=encoder_block,
+        skip_fusion=skip_fusion,
+        groups=4,
+        widths=[8, 16, 32],
+        lfe_style=lfe_style,
     )
     w.assert_all_used()
     with torch.no_grad():
@@ -330,16 +383,31 @@ def test_network_with_4_groups_and_reduction_4_equals_reference(encoder_block, s
             torch.testing.assert_close(a, b, **TOL)
 
 
-def test_network_3d_equals_reference():
+@pytest.mark.parametrize("lfe_style", ["cfenet", "compact"])
+def test_network_3d_equals_reference(lfe_style):
     net = randomize(
         EncoderDecoderNet(
-            1, 2, spatial_dims=3, base_channels=8, depth=2, encoder_block="lfe", skip_fusion="hfe"
+            1,
+            2,
+            spatial_dims=3,
+            base_channels=8,
+            depth=2,
+            encoder_block="lfe",
+            skip_fusion="hfe",
+            lfe_style=lfe_style,
         )
     )
     x = _input(1, 1, 6, 5, 7)
     w = Weights(net)
     expected, _ = network_reference(
-        x, w, depth=2, encoder_block="lfe", skip_fusion="hfe", groups=8, widths=[8, 16, 32]
+        x,
+        w,
+        depth=2,
+        encoder_block="lfe",
+        skip_fusion="hfe",
+        groups=8,
+        widths=[8, 16, 32],
+        lfe_style=lfe_style,
     )
     w.assert_all_used()
     with torch.no_grad():
@@ -402,11 +470,14 @@ def test_bottleneck_expansion_narrows_the_middle():
 
 
 def test_every_convolution_module_is_conv_groupnorm_relu():
-    """HLF-Net's convolution modules are exactly 3×3 conv (no bias) → GroupNorm → ReLU (§2.3), 62 of them."""
+    """HLF-Net's convolution modules are exactly 3×3 conv (no bias) → GroupNorm → ReLU (§2.3), 46 of them."""
     model = create_model("hlfnet", base_channels=8)
     modules = [m for m in model.modules() if isinstance(m, ConvModule)]
-    # 4 LFEs × (2 trunk + 10 semantic) + 2 bottom + 4 decoder stages × (1 HFE fusion + 2 block)
-    assert len(modules) == 4 * 12 + 2 + 4 * 3
+    # 4 LFEs × (2 trunk + 5 semantic + 1 after the product) + 2 bottom + 4 decoder stages × (1 HFE fusion + 2)
+    assert len(modules) == 4 * 8 + 2 + 4 * 3
+    compact = create_model("hlfnet", base_channels=8, lfe_style="compact")
+    # the compact branch: 4 LFEs × (2 trunk + 10 semantic)
+    assert len([m for m in compact.modules() if isinstance(m, ConvModule)]) == 4 * 12 + 2 + 4 * 3
     for m in modules:
         assert [type(layer) for layer in m] == [nn.Conv2d, nn.GroupNorm, nn.ReLU]
         conv, norm = m[0], m[1]
@@ -483,19 +554,27 @@ def test_hfe_hand_worked_fusion():
     assert out[0, 1].flatten().tolist() == pytest.approx(normalise([3.0, 3.5, 3.8, 2 + 54 / 28]), abs=1e-9)
 
 
-def test_lfe_hand_worked_constant_attention():
-    """With the 1×1 projection at weight 0, bias ln 3: σ(s') = 3/4 everywhere and X̃ = 7/4 F_tr(X)."""
-    lfe = randomize(LFE(2, 8))
+@pytest.mark.parametrize("style", ["cfenet", "compact"])
+def test_lfe_hand_worked_constant_attention(style):
+    """With the 1×1 projection at weight 0, bias ln 3: σ(s') = 3/4 everywhere and (1 + σ(s')) ⊗ F_tr(X) is
+    7/4 F_tr(X) -- the output itself (compact), or the input of the module after it (cfenet)."""
+    lfe = randomize(LFE(2, 8, style=style))
     with torch.no_grad():
         lfe.semantic.project.weight.zero_()
         lfe.semantic.project.bias.fill_(LN3)
-    x = _input(1, 2, 8, 8)
+    captured = []
+    lfe.fuse.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    x = _input(1, 2, 9, 7)
     w = Weights(_Prefixed(lfe))
     trunk = double_conv(x, w, "m.trunk", 8)
     with torch.no_grad():
         out, attention = lfe.forward_with_attention(x)
     torch.testing.assert_close(attention, torch.full_like(attention, 0.75), **TOL)
-    torch.testing.assert_close(out, 1.75 * trunk, **TOL)
+    torch.testing.assert_close(captured[0], 1.75 * trunk, **TOL)
+    if style == "compact":
+        torch.testing.assert_close(out, 1.75 * trunk, **TOL)
+    else:
+        torch.testing.assert_close(out, conv_module(1.75 * trunk, w, "m.fuse", 8), **TOL)
 
 
 def test_double_conv_is_two_convolution_modules():

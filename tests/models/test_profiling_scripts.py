@@ -25,7 +25,7 @@ def test_training_profile_reports_groupnorm_shares() -> None:
         "--batch", "1", "--size", "32", "32", "--threads", "1",
     )  # fmt: skip
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| hlfnet")]
-    assert [r[2].strip() for r in rows] == ["62", "62"]  # HLF-Net's GroupNorm count
+    assert [r[2].strip() for r in rows] == ["46", "46"]  # HLF-Net: 4 LFEs x 8 modules + 2 bottom + 4 x 3
     assert all(0 < float(r[5].strip(" %")) < 100 for r in rows)
 
 

@@ -20,6 +20,8 @@ from hlfnet.schema import from_mapping, read_yaml, validate_fields
 __all__ = ["FORMATS", "SPLITS", "SYNTHETIC_SIZES", "DataConfig", "paper_config", "default_cache_root"]
 
 Format = Literal["synthetic", "isic2017", "msd", "folder", "nifti"]
+Preprocessing = Literal["resize", "patch"]
+Normalization = Literal["auto", "ct", "zscore", "rgb"]
 Split = Literal["train", "val", "test"]
 FORMATS: tuple[str, ...] = typing.get_args(Format)
 SPLITS: tuple[str, ...] = typing.get_args(Split)
@@ -84,6 +86,25 @@ class DataConfig:
         synthetic_train: Number of synthetic training images.
         synthetic_val: Number of synthetic validation images.
         synthetic_test: Number of synthetic test images.
+        preprocessing: ``"resize"`` (default, the paper's plan: every image resized to ``image_size``) or
+            ``"patch"`` (native resolution: patches at a target spacing, sliding-window inference; the plan's
+            values below are derived from the data by :func:`hlfnet.data.plan.make_plan` when left ``None`` /
+            ``auto``, see docs/data.md).
+        spatial_dims: ``patch`` only: 2 (2-D images) or 3 (3-D patches of volumes).
+        patch_size: ``patch`` only: patch shape; ``None`` = fitted to ``memory_budget_mb``.
+        target_spacing: ``patch`` only, volumes: voxel spacing (mm) to resample to, in canonical RAS axis order;
+            ``None`` = the median spacing (nnU-Net's rule for anisotropic data).
+        normalization: ``patch`` only: ``ct`` (foreground percentile clip + z-score), ``zscore`` (per image),
+            ``rgb`` (/255); ``auto`` = ``ct`` when the data set's ``dataset.json`` says CT, ``zscore`` for
+            other volumes, ``rgb`` for images.
+        intensity_stats: ``ct`` only: per channel ``[p0.5, p99.5, mean, std]`` of the foreground; ``None`` =
+            measured on the training cases.
+        memory_budget_mb: ``patch`` only: activation memory a training batch may use (patch and batch fitting).
+        patches_per_epoch: ``patch`` only: training patches drawn per epoch.
+        foreground_oversample: ``patch`` only: fraction of patches centred on a foreground voxel (nnU-Net: 1/3).
+        rotate_degrees: ``patch`` only: random rotation range (±degrees; in-plane for 3-D), 0 = off.
+        scale_range: ``patch`` only: random zoom range, ``(1, 1)`` = off.
+        elastic: ``patch`` only: random elastic deformation (off by default, as nnU-Net).
     """
 
     format: Format = "synthetic"
@@ -110,6 +131,18 @@ class DataConfig:
     synthetic_train: int = SYNTHETIC_SIZES["train"]
     synthetic_val: int = SYNTHETIC_SIZES["val"]
     synthetic_test: int = SYNTHETIC_SIZES["test"]
+    preprocessing: Preprocessing = "resize"
+    spatial_dims: int = 2
+    patch_size: tuple[int, ...] | None = None
+    target_spacing: tuple[float, ...] | None = None
+    normalization: Normalization = "auto"
+    intensity_stats: tuple[tuple[float, float, float, float], ...] | None = None
+    memory_budget_mb: int = 2048
+    patches_per_epoch: int = 250
+    foreground_oversample: float = 0.33
+    rotate_degrees: float = 15.0
+    scale_range: tuple[float, float] = (0.85, 1.25)
+    elastic: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -163,10 +196,59 @@ class DataConfig:
             raise ValueError(f"data.rot90 needs a square image_size, got {list(self.image_size)}")
         if not 0.0 <= self.intensity_jitter < 1.0:
             raise ValueError(f"data.intensity_jitter must be in [0, 1), got {self.intensity_jitter!r}")
+        self._validate_patch_plan()
         for split in SPLITS:
             _at_least(self, f"synthetic_{split}", 0)
         if self.format == "synthetic":
             _at_least(self, "synthetic_train", 1)
+
+    def _validate_patch_plan(self) -> None:
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"data.spatial_dims must be 2 or 3, got {self.spatial_dims!r}")
+        if self.preprocessing == "resize":
+            if self.spatial_dims != 2:
+                raise ValueError(
+                    "data.spatial_dims=3 needs data.preprocessing: patch (the resize plan trains 2-D slices); "
+                    "use --config patch_3d"
+                )
+            return
+        if self.spatial_dims == 3 and not self.is_volume:
+            raise ValueError(f"data.spatial_dims=3 needs a volume format (msd, nifti), got {self.format!r}")
+        if self.spatial_dims == 2 and self.is_volume:
+            raise ValueError(
+                "data.preprocessing: patch with data.spatial_dims=2 reads 2-D images; for volumes use "
+                "data.spatial_dims=3 (patch_3d) or the resize plan's slices"
+            )
+        if self.patch_size is not None:
+            if len(self.patch_size) != self.spatial_dims or min(self.patch_size) < 8:
+                raise ValueError(
+                    f"data.patch_size must have {self.spatial_dims} sizes of at least 8, got {list(self.patch_size)}"
+                )
+            from hlfnet.limits import check_image_pixels, check_volume_voxels
+
+            check = check_volume_voxels if len(self.patch_size) == 3 else check_image_pixels
+            check(self.patch_size, f"data.patch_size {list(self.patch_size)}")
+        if self.target_spacing is not None and (
+            len(self.target_spacing) != 3 or not all(0 < s < 1e3 for s in self.target_spacing)
+        ):
+            raise ValueError(
+                f"data.target_spacing must be three spacings in mm (0, 1000), got {list(self.target_spacing)}"
+            )
+        if self.intensity_stats is not None and any(not (s[3] > 0 and s[0] <= s[1]) for s in self.intensity_stats):
+            raise ValueError("data.intensity_stats: each channel needs [low ≤ high, mean, std > 0]")
+        _at_least(self, "memory_budget_mb", 16)
+        _at_least(self, "patches_per_epoch", 1)
+        if not 0.0 <= self.foreground_oversample <= 1.0:
+            raise ValueError(f"data.foreground_oversample must be in [0, 1], got {self.foreground_oversample!r}")
+        if not 0.0 <= self.rotate_degrees <= 180.0:
+            raise ValueError(f"data.rotate_degrees must be in [0, 180], got {self.rotate_degrees!r}")
+        if not 0.25 <= self.scale_range[0] <= self.scale_range[1] <= 4.0:
+            raise ValueError(f"data.scale_range must satisfy 0.25 ≤ low ≤ high ≤ 4, got {list(self.scale_range)}")
+
+    @property
+    def is_patch_plan(self) -> bool:
+        """True for native-resolution plans (``preprocessing: patch``)."""
+        return self.preprocessing == "patch"
 
     def synthetic_count(self, split: str) -> int:
         """How many synthetic images ``split`` has (``synthetic_train`` / ``synthetic_val`` / ``synthetic_test``)."""

@@ -96,7 +96,8 @@ class TrainConfig:
 
     Args:
         max_epochs: epochs to train (45: three learning-rate stages of 15 epochs).
-        batch_size: images per optimiser step **per process** (the paper: 6, one GPU).
+        batch_size: images (or patches) per optimiser step **per process** (the paper: 6, one GPU); ``auto`` =
+            the plan's fitted batch for ``data.preprocessing: patch``, 6 otherwise.
         lr: Adam learning rate (the paper: 1e-4).
         weight_decay: Adam weight decay (the paper: none).
         lr_step_epochs: multiply the learning rate by ``lr_gamma`` every this many epochs (the paper: 15).
@@ -122,7 +123,7 @@ class TrainConfig:
     """
 
     max_epochs: int = 45
-    batch_size: int = 6
+    batch_size: int | Literal["auto"] = 6
     lr: float = 1e-4
     weight_decay: float = 0.0
     lr_step_epochs: int = 15
@@ -145,7 +146,7 @@ class TrainConfig:
         validate_fields(self, "train")
         for name in (
             "max_epochs",
-            "batch_size",
+            *(("batch_size",) if self.batch_size != "auto" else ()),
             "lr_step_epochs",
             "devices",
             "num_nodes",
@@ -225,8 +226,13 @@ class ExperimentConfig:
 def _derived_model_kwargs(data: DataConfig) -> dict[str, int]:
     from hlfnet.data.preprocess import resolve_in_channels
 
-    # Volumes are trained as 2-D slices (the paper), so the network is always 2-D.
-    return {"in_channels": resolve_in_channels(data), "out_channels": _out_channels(data), "spatial_dims": 2}
+    # The resize plan trains volumes as 2-D slices (the paper); a patch plan says 2 or 3.
+    spatial_dims = data.spatial_dims if data.is_patch_plan else 2
+    return {
+        "in_channels": resolve_in_channels(data),
+        "out_channels": _out_channels(data),
+        "spatial_dims": spatial_dims,
+    }
 
 
 def _out_channels(data: DataConfig) -> int:

@@ -54,6 +54,9 @@ class SegmentationModule(L.LightningModule):
         lr_step_epochs: StepLR step size in epochs.
         lr_gamma: StepLR factor.
         channels_last: hold weights and batches in channels-last memory format (``channels_last_3d`` for 3D).
+        window: ``None`` validates with one forward pass per image (the resize plan); a patch size validates
+            whole cases by sliding windows of that size (MONAI ``sliding_window_inference``, Gaussian
+            weighting, overlap 0.5), as prediction does.
 
     After each validation epoch :attr:`epoch_row` holds that epoch's row of ``metrics.csv``
     (see :data:`EPOCH_COLUMNS`), computed over all processes.
@@ -67,9 +70,11 @@ class SegmentationModule(L.LightningModule):
         lr_step_epochs: int = 15,
         lr_gamma: float = 0.1,
         channels_last: bool = False,
+        window: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
+        self.window = tuple(window) if window else None
         self.memory_format = (
             (torch.channels_last if getattr(model, "spatial_dims", 2) == 2 else torch.channels_last_3d)
             if channels_last
@@ -124,9 +129,19 @@ class SegmentationModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val_sum = torch.zeros(2 + len(_VAL_METRICS), dtype=torch.float64, device=self.device)
 
+    def validation_logits(self, image: Tensor) -> Tensor:
+        """Logits of whole validation images: one forward pass, or sliding windows for a patch plan."""
+        if self.window is None:
+            return self.model(image).float()
+        from monai.inferers import sliding_window_inference
+
+        return sliding_window_inference(
+            image, self.window, sw_batch_size=2, predictor=self.model, overlap=0.5, mode="gaussian"
+        ).float()
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         image, mask = self.batch_image(batch), batch["mask"]
-        logits = self.model(image).float()
+        logits = self.validation_logits(image)
         losses = self.per_image_loss(logits, self._loss_target(mask, logits)).flatten(1).mean(1)
         scores = scores_from_logits(logits, mask)
         n = image.shape[0]
@@ -217,6 +232,11 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_set: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None and self.data.is_patch_plan:
+            from hlfnet.data.patches import CaseDataset, PatchDataset, load_cases
+
+            self.train_set = PatchDataset(load_cases(self.data, "train"), self.data, seed=self.seed)
+            self.val_set = CaseDataset(load_cases(self.data, "val"))
         if self.train_set is None:
             self.train_set = build_dataset(self.data, "train")
             self.val_set = build_dataset(self.data, "val", augment=False)
@@ -226,10 +246,10 @@ class SegmentationDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
-    def _loader(self, dataset: Dataset, sampler: Any = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             sampler=sampler,
             shuffle=False,
             num_workers=self.num_workers,
@@ -246,4 +266,5 @@ class SegmentationDataModule(L.LightningDataModule):
         assert self.val_set is not None
         world, rank = self._world()
         shard = self.val_set if world == 1 else Subset(self.val_set, range(rank, len(self.val_set), world))
-        return self._loader(shard)
+        # whole cases of a patch plan differ in size: one per batch
+        return self._loader(shard, batch_size=1 if self.data.is_patch_plan else None)

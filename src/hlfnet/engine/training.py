@@ -37,6 +37,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from hlfnet.atomic import (
+    atomic_write_bytes,
     clean_temporaries,
     clear_owned,
     foreign_entries,
@@ -65,9 +66,11 @@ SPLIT_FILE = "split.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 BEST_CHECKPOINT = Path("checkpoints") / "best.ckpt"
 #: What hlfnet writes into a run folder (``--overwrite`` deletes these, and nothing else).
+PLAN_FILE = "plan.json"
 RUN_ENTRIES = (
     CONFIG_FILE,
     SPLIT_FILE,
+    PLAN_FILE,
     "checkpoints",
     "logs",
     "model.safetensors",
@@ -274,8 +277,26 @@ def preflight(config: ExperimentConfig) -> None:
     check_run_name(config.name)
     arguments = {**get_model_spec(config.model.name).preset, **config.model.kwargs}
     check_network_size(arguments)
+    if config.data.is_patch_plan:
+        return  # the plan fits patch and batch to data.memory_budget_mb (hlfnet.data.plan.fit_patch_size)
     if config.train.accelerator == "cpu" or not _cuda_available():
         check_training_memory(config.train.batch_size, tuple(config.data.image_size), arguments)
+
+
+def plan_experiment(config: ExperimentConfig) -> tuple[ExperimentConfig, Any]:
+    """Derive the data's plan (:func:`hlfnet.data.plan.make_plan`) and write its values into the config.
+
+    Returns:
+        ``(config with the resolved data section and batch size, the Plan)``.
+    """
+    from hlfnet.data.plan import apply_plan, make_plan
+    from hlfnet.models.registry import get_model_spec
+
+    arguments = {**get_model_spec(config.model.name).preset, **config.model.kwargs}
+    plan = make_plan(config.data, int(arguments.get("base_channels", 16)), int(arguments.get("depth", 4)))
+    data = apply_plan(config.data, plan)
+    batch = plan.batch_size if config.train.batch_size == "auto" else config.train.batch_size
+    return dataclasses.replace(config, data=data, train=dataclasses.replace(config.train, batch_size=batch)), plan
 
 
 def _cuda_available() -> bool:
@@ -454,6 +475,11 @@ def train(
         FileNotFoundError: ``resume`` without a last checkpoint, or missing data files.
         ValueError: bad config values found while building the model or the data.
     """
+    plan = None
+    if config.data.is_patch_plan and not resume:
+        config, plan = plan_experiment(config)
+    elif config.train.batch_size == "auto":
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=6))
     preflight(config)
     run_dir = Path(run_dir) if run_dir is not None else Path(config.train.runs_dir) / config.name
     accelerator = resolve_accelerator(
@@ -495,6 +521,7 @@ def train(
         lr_step_epochs=config.train.lr_step_epochs,
         lr_gamma=config.train.lr_gamma,
         channels_last=config.train.channels_last,
+        window=config.data.patch_size if config.data.is_patch_plan else None,
     )
     if is_launcher:
         prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
@@ -514,6 +541,9 @@ def train(
         )
         split = resolve_split(config.data)
         write_split(run_dir / SPLIT_FILE, split)
+        if plan is not None:
+            atomic_write_bytes(run_dir / PLAN_FILE, plan.to_json().encode())
+            log.info("%s", plan.describe())
         log.info(
             "run %s: %s on %s (%s), %d train / %d val images",
             run_dir,

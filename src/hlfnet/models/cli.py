@@ -33,7 +33,9 @@ def models_table(in_channels: int = 4, out_channels: int = 1, size: tuple[int, i
         if spec.paper_parameters:
             paper = f"{spec.paper_parameters / 1e6:.1f} M"
             diff = f"{100 * (params - spec.paper_parameters) / spec.paper_parameters:+.1f} %"
-        rows.append(f"| {name} | {spec.paper_name} | {params / 1e6:.2f} M | {paper} | {diff} | {gflops:.2f} |")
+        rows.append(
+            f"| {name} | {spec.paper_name} | {params / 1e6:.2f} M | {paper} | {diff} | {gflops:.2f} |"
+        )
     return "\n".join(rows)
 
 

@@ -1,0 +1,140 @@
+"""Patch datasets of native-resolution plans (``data.preprocessing: patch``), in 2-D and 3-D.
+
+The training cases are read once onto the plan's grid (:func:`hlfnet.data.plan.load_case`) and kept in memory.
+Each training item is one patch drawn by MONAI's transforms: padded to the patch size where the case is
+smaller, cropped around a foreground voxel with probability ``foreground_oversample`` (nnU-Net: 1/3) or anywhere
+otherwise (``RandCropByPosNegLabeld``, with the case's foreground/background indices computed once), then
+spatial augmentation (random rotation and zoom, ``RandAffined``; flips along every axis; elastic deformation
+only when asked) and intensity augmentation (scale, shift, Gaussian noise). An epoch is ``patches_per_epoch``
+patches; the case and every random draw of item ``i`` are functions of ``(seed, epoch, i)``, so a resumed run
+sees what an uninterrupted one sees.
+
+Validation items are whole cases, predicted with sliding windows by the training module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from monai import transforms as mt
+from torch.utils.data import Dataset
+
+from hlfnet.data.config import DataConfig
+from hlfnet.data.plan import Case, load_case
+
+__all__ = ["PatchDataset", "CaseDataset", "load_cases", "patch_transforms"]
+
+
+def load_cases(cfg: DataConfig, split: str) -> list[Case]:
+    """Every case of ``split`` on the plan's grid, with labels."""
+    from hlfnet.data.splits import split_pairs
+
+    return [load_case(pair, cfg) for pair in split_pairs(cfg, split)]
+
+
+def patch_transforms(cfg: DataConfig) -> mt.Compose:
+    """The training transforms of one patch (dictionary keys ``image``, ``label``, ``fg``, ``bg``)."""
+    patch = tuple(int(s) for s in cfg.patch_size)
+    dims = len(patch)
+    keys = ["image", "label"]
+    fg = cfg.foreground_oversample
+    steps: list[Any] = [
+        mt.SpatialPadd(keys, spatial_size=patch, mode="constant"),
+        mt.RandCropByPosNegLabeld(
+            keys,
+            label_key="label",
+            spatial_size=patch,
+            pos=fg,
+            neg=1.0 - fg,
+            num_samples=1,
+            fg_indices_key="fg",
+            bg_indices_key="bg",
+            allow_smaller=False,
+        ),
+    ]
+    angle = math.radians(cfg.rotate_degrees)
+    low, high = cfg.scale_range
+    if angle > 0 or (low, high) != (1.0, 1.0):
+        steps.append(
+            mt.RandAffined(
+                keys,
+                prob=0.3,
+                rotate_range=(angle,) * (1 if dims == 2 else 3),
+                scale_range=((low - 1.0, high - 1.0),) * dims,
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+                spatial_size=patch,
+            )
+        )
+    if cfg.elastic and dims == 2:
+        steps.append(mt.Rand2DElasticd(keys, spacing=(20, 20), magnitude_range=(1, 2), prob=0.2, mode=("bilinear", "nearest")))
+    elif cfg.elastic:
+        steps.append(
+            mt.Rand3DElasticd(keys, sigma_range=(5, 8), magnitude_range=(50, 150), prob=0.2, mode=("bilinear", "nearest"))
+        )
+    steps += [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(dims)]
+    steps += [
+        mt.RandScaleIntensityd("image", factors=0.1, prob=0.15),
+        mt.RandShiftIntensityd("image", offsets=0.1, prob=0.15),
+        mt.RandGaussianNoised("image", prob=0.1, std=0.05),
+    ]
+    return mt.Compose(steps)
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence(list(values)).generate_state(1)[0])
+
+
+class PatchDataset(Dataset):
+    """``patches_per_epoch`` random training patches over ``cases``: ``{"image": (C, *P), "mask": (1, *P)}``."""
+
+    def __init__(self, cases: list[Case], cfg: DataConfig, seed: int = 0) -> None:
+        if not cases:
+            raise ValueError("no training cases for the patch dataset")
+        self.cfg = cfg
+        self.seed = seed
+        self.epoch = 0
+        self.in_channels = int(cases[0].image.shape[0])
+        self.transforms = patch_transforms(cfg)
+        indices = mt.FgBgToIndices()
+        self.cases = []
+        for case in cases:
+            label = case.label[None].astype(np.int64)
+            fg, bg = indices(label)
+            self.cases.append({"image": case.image, "label": label, "fg": fg, "bg": bg})
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return int(self.cfg.patches_per_epoch)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        seed = _seed(self.seed, self.epoch, int(index))
+        case = self.cases[np.random.default_rng(seed).integers(len(self.cases))]
+        self.transforms.set_random_state(seed=seed)
+        out = self.transforms(dict(case))
+        item = out[0] if isinstance(out, list) else out
+        image = torch.as_tensor(np.asarray(item["image"]), dtype=torch.float32)
+        mask = torch.as_tensor(np.asarray(item["label"]), dtype=torch.long)
+        return {"image": image, "mask": mask}
+
+
+class CaseDataset(Dataset):
+    """Whole cases for validation: ``{"image": (C, *S), "mask": (1, *S)}`` (batch size 1: sizes differ)."""
+
+    def __init__(self, cases: list[Case]) -> None:
+        self.cases = cases
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        case = self.cases[index]
+        return {
+            "image": torch.from_numpy(case.image),
+            "mask": torch.from_numpy(case.label[None].astype(np.int64)),
+        }
