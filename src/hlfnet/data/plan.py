@@ -96,7 +96,9 @@ class Plan:
             f"  target spacing: {self.target_spacing or 'none (images kept at their own pixel grid)'}",
             f"  median shape at that spacing: {self.median_shape}",
             f"  normalisation: {self.normalization}"
-            + (f" {[[round(v, 3) for v in s] for s in self.intensity_stats]}" if self.intensity_stats else ""),
+            + (
+                f" {[[round(v, 3) for v in s] for s in self.intensity_stats]}" if self.intensity_stats else ""
+            ),
         ]
         return "\n".join(lines + [f"  {note}" for note in self.notes])
 
@@ -132,7 +134,9 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> tuple[list[float
 
 def foreground_statistics(samples: list[np.ndarray]) -> list[float]:
     """``[p0.5, p99.5, mean, std]`` of the pooled foreground intensities of one channel (nnU-Net's CT scheme)."""
-    pooled = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in samples]) if samples else np.zeros(0)
+    pooled = (
+        np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in samples]) if samples else np.zeros(0)
+    )
     if pooled.size == 0:
         raise ValueError("no foreground voxels in the training cases: cannot derive the CT normalisation")
     low, high = np.percentile(pooled, [0.5, 99.5])
@@ -230,11 +234,17 @@ def normalize(image: np.ndarray, scheme: str, stats: Any = None) -> np.ndarray:
 
 
 def prepare_case(
-    image: np.ndarray, affine: np.ndarray | None, cfg: DataConfig, label: np.ndarray | None = None, case_id: str = ""
+    image: np.ndarray,
+    affine: np.ndarray | None,
+    cfg: DataConfig,
+    label: np.ndarray | None = None,
+    case_id: str = "",
 ) -> Case:
     """One stored case (``(C, *S)`` image, optional labels, affine for volumes) onto the plan's grid."""
     if cfg.normalization == "auto" or cfg.patch_size is None:
-        raise ValueError("the data section has no resolved plan (data.patch_size / data.normalization); run make_plan")
+        raise ValueError(
+            "the data section has no resolved plan (data.patch_size / data.normalization); run make_plan"
+        )
     stored_shape = tuple(int(s) for s in image.shape[1:])
     image, label, ornt, spacing = _canonical(image, label, affine)
     canonical_shape = tuple(int(s) for s in image.shape[1:])
@@ -293,7 +303,9 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
         image, label, _, spacing = _canonical(image, label, affine)
         spacings.append(spacing)
         shapes.append(image.shape[1:])
-        cases.append({"id": pair.id, "shape": list(image.shape[1:]), "spacing": [round(s, 5) for s in spacing]})
+        cases.append(
+            {"id": pair.id, "shape": list(image.shape[1:]), "spacing": [round(s, 5) for s in spacing]}
+        )
         if scheme == "ct":
             if label is None:
                 raise ValueError(f"{pair.image}: the CT normalisation needs labels to find the foreground")
@@ -320,7 +332,10 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
     median = [
         int(round(v))
         for v in np.median(
-            [resampled_shape(tuple(s), tuple(sp), tuple(target) if target else None) for s, sp in zip(shapes, spacings, strict=True)],
+            [
+                resampled_shape(tuple(s), tuple(sp), tuple(target) if target else None)
+                for s, sp in zip(shapes, spacings, strict=True)
+            ],
             axis=0,
         )
     ]

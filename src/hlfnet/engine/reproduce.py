@@ -28,7 +28,14 @@ from pathlib import Path
 from hlfnet.data.splits import read_split
 from hlfnet.engine.config import load_config
 
-__all__ = ["CONTROL_NETWORKS", "PROTOCOLS", "TABLE1_NETWORKS", "ReproducePlan", "plan_reproduction", "reproduce"]
+__all__ = [
+    "CONTROL_NETWORKS",
+    "PROTOCOLS",
+    "TABLE1_NETWORKS",
+    "ReproducePlan",
+    "plan_reproduction",
+    "reproduce",
+]
 
 logger = logging.getLogger(__name__)
 
