@@ -144,25 +144,32 @@ def foreground_statistics(samples: list[np.ndarray]) -> list[float]:
 
 
 def fit_patch_size(
-    median_shape: list[int], spatial_dims: int, base_channels: int, depth: int, budget_bytes: int
+    median_shape: list[int],
+    spatial_dims: int,
+    base_channels: int,
+    depth: int,
+    budget_bytes: int,
+    patch: list[int] | None = None,
 ) -> tuple[list[int], int]:
     """Patch size and batch size for a memory budget.
 
     Start from the median shape rounded up to a multiple of ``2**depth`` (capped at 512 per axis in 2-D,
     160 in 3-D), then shrink the largest axis by ``2**depth`` until ``batch`` patches fit; batch 2 in 3-D,
-    in 2-D as many (up to 12, at least 2) as fit.
+    in 2-D as many (up to 12, at least 2) as fit. A given ``patch`` is kept and only the batch is fitted.
     """
     step = 2**depth
-    cap = 512 if spatial_dims == 2 else 160
-    patch = [min(cap, max(step, math.ceil(s / step) * step)) for s in median_shape]
 
     def cost(p: list[int], batch: int) -> int:
         return _BYTES_PER_VOXEL_CHANNEL * base_channels * batch * int(np.prod(p))
 
     minimum_batch = 2
-    while cost(patch, minimum_batch) > budget_bytes and max(patch) > step:
-        axis = int(np.argmax(patch))
-        patch[axis] -= step
+    if patch is None:
+        cap = 512 if spatial_dims == 2 else 160
+        patch = [min(cap, max(step, math.ceil(s / step) * step)) for s in median_shape]
+        while cost(patch, minimum_batch) > budget_bytes and max(patch) > step:
+            axis = int(np.argmax(patch))
+            patch[axis] -= step
+    patch = list(patch)
     if spatial_dims == 3:
         return patch, 2
     batch = max(minimum_batch, min(12, budget_bytes // max(1, cost(patch, 1))))
@@ -342,9 +349,9 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
     if volumes and spatial_dims == 2:
         median = median[:2]  # axial slices: the first two canonical axes (R-L, A-P)
     budget = int(cfg.memory_budget_mb) * 2**20
-    patch, batch = fit_patch_size(median, spatial_dims, base_channels, depth, budget)
-    if cfg.patch_size is not None:
-        patch = list(cfg.patch_size)
+    given = list(cfg.patch_size) if cfg.patch_size is not None else None
+    patch, batch = fit_patch_size(median, spatial_dims, base_channels, depth, budget, given)
+    if given is not None:
         notes.append("patch size: set in the config")
     notes.append(f"memory budget {cfg.memory_budget_mb} MiB for base width {base_channels}, depth {depth}")
     return Plan(
