@@ -60,7 +60,9 @@ NO_CROP = AugmentParams(crop_scale=(1.0, 1.0), hflip=0.0, vflip=0.0)
 
 def test_defaults_are_the_documented_crop_and_flips_only() -> None:
     assert AugmentParams() == AugmentParams((0.8, 1.0), 0.5, 0.5, 0.0, 0.0)
-    cfg = DataConfig(crop_scale=(0.6, 0.9), hflip=0.25, vflip=0.75, rot90=0.125, intensity_jitter=0.375)
+    cfg = DataConfig(
+        image_size=(8, 8), crop_scale=(0.6, 0.9), hflip=0.25, vflip=0.75, rot90=0.125, intensity_jitter=0.375
+    )
     assert AugmentParams.from_config(cfg) == AugmentParams((0.6, 0.9), 0.25, 0.75, 0.125, 0.375)
 
 

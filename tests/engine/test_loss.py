@@ -94,7 +94,7 @@ def test_multiclass_dice_is_per_image_softmax_dice_over_the_foreground_classes()
     # the mutations: the background included, or one Dice per class over the batch
     with_background = [_dice(*image[k]) for image in (_IMAGE1, _IMAGE2) for k in (0, 1, 2)]
     batch = [_dice(*(a + b for a, b in zip(_IMAGE1[k], _IMAGE2[k], strict=True))) for k in (1, 2)]
-    assert abs(sum(with_background) / 6 - expected) > 0.05 and abs(sum(batch) / 2 - expected) > 0.05
+    assert abs(sum(with_background) / 6 - expected) > 0.04 and abs(sum(batch) / 2 - expected) > 0.07
 
 
 def test_out_channels_below_one_is_refused() -> None:

@@ -8,7 +8,13 @@ import pytest
 
 from hlfnet.cli import main
 from hlfnet.engine import load_config
-from hlfnet.engine.reproduce import CONTROL_NETWORKS, TABLE1_NETWORKS, plan_reproduction, reproduce
+from hlfnet.engine.reproduce import (
+    CONTROL_NETWORKS,
+    TABLE1_NETWORKS,
+    plan_reproduction,
+    reproduce,
+    seed_spread_markdown,
+)
 
 #: The recipe of §3.1, written from the paper (not from the configs): 256×192 images (H 192, W 256) of RGB plus
 #: grey, Dice loss, Adam at 1e-4 without weight decay, batch 6, the rate ×0.1 after every 15 epochs, random
@@ -207,3 +213,18 @@ def test_an_interrupted_seed_is_resumed_in_its_folder(tmp_path: Path) -> None:
     plans = reproduce("gpu", tmp_path, ("hlfnet",), tmp_path / "r", dry_run=True, seeds=(0, 1))
     assert "--resume" not in plans[0].commands["hlfnet"]
     assert plans[1].commands["hlfnet"][plans[1].commands["hlfnet"].index("--resume") + 1] == str(run.parent)
+
+
+def test_the_seed_spread_is_the_mean_and_sample_deviation_over_seeds(tmp_path: Path) -> None:
+    """Jaccard 0.80, 0.82, 0.84 over three seeds: mean 0.82, sample deviation √((0.02² + 0 + 0.02²) / 2) = 0.02."""
+    import json
+
+    jaccards = {0: 0.80, 1: 0.82, 2: 0.84}
+    for seed, jaccard in jaccards.items():
+        summary = tmp_path / f"seed{seed}" / "unet" / "evaluation" / "test" / "summary.json"
+        summary.parent.mkdir(parents=True)
+        scores = {"dice": 0.9, "jaccard": jaccard, "accuracy": 0.95 + seed / 100}
+        fields = {"model": "unet", "paper_name": "Unet-28", "parameters": 5_940_000, "cases": 436}
+        summary.write_text(json.dumps({**fields, "primary": "original", "levels": {"original": scores}}))
+    table = seed_spread_markdown({s: tmp_path / f"seed{s}" for s in jaccards}, ("unet",))
+    assert "| Unet-28 (unet) | 3 | 0.9000 ± 0.0000 | 0.8200 ± 0.0200 | 0.9600 ± 0.0100 |" in table
