@@ -29,7 +29,8 @@ import lightning as L
 import torch
 
 from hlfnet.engine.config import load_config
-from hlfnet.engine.module import SegmentationDataModule, dice_loss
+from hlfnet.engine.loss import dice_loss
+from hlfnet.engine.module import SegmentationDataModule
 from hlfnet.engine.training import train
 from hlfnet.models import create_model
 

@@ -34,7 +34,7 @@ _LAZY = {
     "run_files": "hlfnet.engine.training",
     "SegmentationModule": "hlfnet.engine.module",
     "SegmentationDataModule": "hlfnet.engine.module",
-    "dice_loss": "hlfnet.engine.module",
+    "dice_loss": "hlfnet.engine.loss",
     "read_metrics_csv": "hlfnet.engine.callbacks",
     "run_demo": "hlfnet.engine.demo",
 }

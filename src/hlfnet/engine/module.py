@@ -1,7 +1,7 @@
 """The training agent: a LightningModule around any registered network, and the data module that feeds it.
 
 The network stays a plain ``nn.Module`` (PyMIC's separation of agent and network); this module adds the loss
-(MONAI ``DiceLoss``), the optimiser (Adam), the schedule (StepLR) and validation with the ISIC per-image
+(:func:`hlfnet.engine.loss.dice_loss`, MONAI ``DiceLoss``), the optimiser (Adam), the schedule (StepLR) and validation with the ISIC per-image
 metrics of :func:`hlfnet.evaluation.metrics.scores_from_logits`, averaged over the whole validation set.
 """
 
@@ -12,36 +12,20 @@ from typing import Any
 
 import lightning as L
 import torch
-from monai.losses import DiceLoss
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hlfnet.data import DataConfig, build_dataset
+from hlfnet.engine.loss import dice_loss
 from hlfnet.evaluation.metrics import scores_from_logits
 
-__all__ = ["SegmentationModule", "SegmentationDataModule", "EpochSampler", "dice_loss", "EPOCH_COLUMNS"]
+__all__ = ["SegmentationModule", "SegmentationDataModule", "EpochSampler", "EPOCH_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
 #: Columns of ``metrics.csv``, one row per epoch (``epoch`` counts from 0, as Lightning does).
 EPOCH_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "val_accuracy")
 _VAL_METRICS = ("dice", "jaccard", "accuracy")
-
-
-def dice_loss(out_channels: int, reduction: str = "mean") -> DiceLoss:
-    """The paper's Dice loss for ``out_channels`` logits.
-
-    One output channel: sigmoid Dice on the foreground. ``K > 1`` channels: softmax Dice against the one-hot
-    label map, averaged over the foreground classes (background excluded, as nnU-Net does, so that the large
-    easy background does not dilute the loss). Dice is computed per image and then averaged (``batch=False``).
-
-    Args:
-        out_channels: number of logit channels of the network.
-        reduction: ``"mean"`` (a scalar) or ``"none"`` (``(B, C', 1, 1)``).
-    """
-    if out_channels == 1:
-        return DiceLoss(sigmoid=True, reduction=reduction)
-    return DiceLoss(softmax=True, to_onehot_y=True, include_background=False, reduction=reduction)
 
 
 class SegmentationModule(L.LightningModule):

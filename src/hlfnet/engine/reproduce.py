@@ -1,24 +1,29 @@
 """``hlfnet reproduce``: train, evaluate and tabulate Table 1 (ISIC 2017) under a protocol sized for the machine.
 
-Two protocols, each a set of shipped configs ``<network>_isic2017_<protocol>.yaml``:
+Three protocols, each a set of shipped configs ``<network>_isic2017_<protocol>.yaml``:
 
-* ``cpu`` -- the paper's recipe at 96×128 for 24 epochs (rate ×0.1 after 8 and 16), bf16 autocast and
-  channels-last: one network in about an hour on two CPU cores. The networks train **one after another**, each
-  with every core.
-* ``gpu`` -- the paper's full recipe (192×256, 45 epochs, ×0.1 after 15 and 30) in bf16 with channels-last and
-  loader workers; the networks train **concurrently on one GPU** (each its own process), sized to finish in
-  minutes on a modern GPU.
+* ``cpu`` -- the paper's recipe at 96×128 for 24 epochs (rate ×0.1 after 8 and 16), bf16 autocast, with a
+  brightness/contrast jitter: one network in about an hour on two CPU cores.
+* ``cpu_paper`` -- the same at the paper's schedule (45 epochs, ×0.1 after 15 and 30) in float32.
+* ``gpu`` -- the paper's recipe as §3.1 states it (192×256, 45 epochs, ×0.1 after 15 and 30, crop + flip only)
+  in float32 with channels-last and loader workers.
 
-Each network trains in ``<runs_dir>/<network>`` (resumed if interrupted, skipped if finished), is evaluated on
-its held-out test split (``hlfnet evaluate``), and the table (with the paper's values and paired statistics
-against Unet-28) is written to ``<runs_dir>/table1.md``. Every network uses the same seeded split (checked).
-``dry_run`` validates every config and prints the commands without training: CI runs it for both protocols.
+The CPU protocols train the networks **one after another**, each with every core; the GPU protocol trains them
+**concurrently on one GPU** (each its own process). Each network trains in ``<runs_dir>/<network>`` (resumed if
+interrupted, skipped if finished), is evaluated on its held-out test split (``hlfnet evaluate``), and the table
+(with the paper's values and paired statistics against Unet-28) is written to ``<runs_dir>/table1.md``.
+
+``seeds`` repeats this per training seed in ``<runs_dir>/seed<N>`` (one seed after another; the config's
+top-level ``seed`` set to ``N``, the split's ``data.seed`` unchanged) and writes the spread over the seeds to
+``<runs_dir>/seeds.md``. Every run of one invocation must have the same split (checked after training).
+``dry_run`` validates every config and returns the plans without training: CI runs it for every protocol.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +40,7 @@ __all__ = [
     "ReproducePlan",
     "plan_reproduction",
     "reproduce",
+    "seed_spread_markdown",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,18 +55,24 @@ PROTOCOLS = ("cpu", "cpu_paper", "gpu")
 
 @dataclass(frozen=True)
 class ReproducePlan:
-    """What :func:`reproduce` will run: one training command per network, and where everything goes."""
+    """What :func:`reproduce` will run for one training seed: one command per network, and where it goes.
+
+    ``seed`` is ``None`` for the config's own seed (runs in ``runs_dir/<network>``), else the training seed
+    of ``runs_dir`` = ``<parent>/seed<seed>``.
+    """
 
     protocol: str
     runs_dir: Path
     networks: tuple[str, ...]
     commands: dict[str, list[str]]
     concurrent: bool
+    seed: int | None = None
 
     def describe(self) -> str:
         mode = "concurrently on one GPU" if self.concurrent else "one after another"
+        seed = "" if self.seed is None else f", training seed {self.seed}"
         lines = [
-            f"protocol {self.protocol}: {len(self.networks)} network(s), {mode}, runs in {self.runs_dir}"
+            f"protocol {self.protocol}: {len(self.networks)} network(s), {mode}{seed}, runs in {self.runs_dir}"
         ]
         lines += ["  " + " ".join(self.commands[n]) for n in self.networks]
         return "\n".join(lines)
@@ -79,11 +91,23 @@ def plan_reproduction(
     networks: tuple[str, ...] = TABLE1_NETWORKS,
     runs_dir: str | os.PathLike[str] | None = None,
     overrides: list[str] | None = None,
+    seed: int | None = None,
 ) -> ReproducePlan:
     """Validate the protocol's configs for ``networks`` and build their training commands.
 
+    Args:
+        protocol: one of :data:`PROTOCOLS`.
+        data_root: the ISIC 2017 folder.
+        networks: which networks (default Table 1's five).
+        runs_dir: parent of the run folders (default ``runs/isic2017_<protocol>``).
+        overrides: ``key=value`` config overrides for every network.
+        seed: ``None``: the configs' training seed, runs in ``runs_dir/<network>``; else this training seed
+            (the config's top-level ``seed``; the split's ``data.seed`` is kept), runs in
+            ``runs_dir/seed<seed>/<network>``.
+
     Raises:
-        ValueError: an unknown protocol or network, or a config override that does not validate.
+        ValueError: an unknown protocol or network, a config override that does not validate, or a ``seed``
+            override beside ``seed``.
         FileNotFoundError: ``data_root`` does not exist.
     """
     if protocol not in PROTOCOLS:
@@ -96,6 +120,13 @@ def plan_reproduction(
         raise FileNotFoundError(f"{data_root}: no such ISIC 2017 folder (hlfnet data check {data_root})")
     runs_dir = Path(runs_dir) if runs_dir is not None else Path("runs") / f"isic2017_{protocol}"
     extra = [f"data.root={data_root}", "train.progress_bar=false", *(overrides or [])]
+    if seed is not None:
+        if any(item.split("=", 1)[0].strip() == "seed" for item in overrides or []):
+            raise ValueError(
+                "config key 'seed': give the training seeds once, as seeds (--seeds), not as --set seed"
+            )
+        runs_dir = runs_dir / f"seed{seed}"
+        extra.append(f"seed={seed}")
     commands = {}
     for network in networks:
         config = f"{network}_isic2017_{protocol}"
@@ -107,7 +138,9 @@ def plan_reproduction(
         else:
             sets = [arg for item in extra for arg in ("--set", item)]
             commands[network] = [*base, "--config", config, "--run-dir", str(run_dir), *sets]
-    return ReproducePlan(protocol, runs_dir, tuple(networks), commands, concurrent=protocol == "gpu")
+    return ReproducePlan(
+        protocol, runs_dir, tuple(networks), commands, concurrent=protocol == "gpu", seed=seed
+    )
 
 
 def _finished(plan: ReproducePlan, network: str) -> bool:
@@ -166,12 +199,11 @@ def _train_all(plan: ReproducePlan) -> dict[str, float]:
     return walls
 
 
-def _check_same_split(plan: ReproducePlan) -> None:
-    splits = {n: read_split(plan.runs_dir / n / "split.json") for n in plan.networks}
-    first = plan.networks[0]
-    differing = [n for n in plan.networks if splits[n] != splits[first]]
+def _check_same_split(runs: list[Path]) -> None:
+    splits = {run: read_split(run / "split.json") for run in runs}
+    differing = [str(run) for run in runs if splits[run] != splits[runs[0]]]
     if differing:
-        raise ValueError(f"{plan.runs_dir}: {differing} trained on another split than {first}; retrain them")
+        raise ValueError(f"{differing} trained on another split than {runs[0]}; retrain them")
 
 
 def reproduce(
@@ -181,26 +213,79 @@ def reproduce(
     runs_dir: str | os.PathLike[str] | None = None,
     overrides: list[str] | None = None,
     dry_run: bool = False,
-) -> ReproducePlan | Path:
+    seeds: tuple[int, ...] | None = None,
+) -> list[ReproducePlan] | Path:
     """Train (or resume), evaluate on the test split and tabulate every network of the protocol.
 
     Args:
-        protocol: ``"cpu"`` or ``"gpu"``.
+        protocol: one of :data:`PROTOCOLS`.
         data_root: the ISIC 2017 folder.
-        networks: which of Table 1's networks (default all five).
+        networks: which networks (default Table 1's five).
         runs_dir: parent of the run folders (default ``runs/isic2017_<protocol>``).
         overrides: ``key=value`` config overrides applied to every network.
-        dry_run: only validate and return the :class:`ReproducePlan`.
+        dry_run: only validate and return the plans.
+        seeds: training seeds, one after another, each in ``runs_dir/seed<N>`` (``None``: the configs' seed,
+            in ``runs_dir``).
 
     Returns:
-        The plan (dry run), else the written ``table1.md``.
-    """
-    plan = plan_reproduction(protocol, data_root, networks, runs_dir, overrides)
-    if dry_run:
-        return plan
-    walls = _train_all(plan)
-    _check_same_split(plan)
+        The plans, one per seed (dry run); else the written ``table1.md`` (no ``seeds``) or ``seeds.md``.
 
+    Raises:
+        ValueError: see :func:`plan_reproduction`; a seed given twice; runs trained on different splits.
+    """
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"seeds must be distinct training seeds, at least one, got {list(seeds)}")
+    plans = [
+        plan_reproduction(protocol, data_root, networks, runs_dir, overrides, seed)
+        for seed in (seeds if seeds is not None else (None,))
+    ]
+    if dry_run:
+        return plans
+    trained: list[Path] = []
+    tables = []
+    for plan in plans:
+        walls = _train_all(plan)
+        trained += [plan.runs_dir / n for n in plan.networks]
+        _check_same_split(trained)
+        tables.append(_tabulate(plan, walls))
+    if seeds is None:
+        return tables[0]
+    from hlfnet.atomic import atomic_write_bytes
+
+    out = plans[0].runs_dir.parent / "seeds.md"
+    text = f"# Table 1 (ISIC 2017), protocol {protocol}, training seeds {', '.join(map(str, seeds))}\n\n"
+    text += seed_spread_markdown({plan.seed: plan.runs_dir for plan in plans}, networks)
+    text += "\nPer seed: " + ", ".join(str(t) for t in tables) + "\n"
+    atomic_write_bytes(out, text.encode())
+    return out
+
+
+def seed_spread_markdown(seed_dirs: dict[int | None, Path], networks: tuple[str, ...]) -> str:
+    """Mean and sample standard deviation over the training seeds of each network's test scores.
+
+    Args:
+        seed_dirs: each seed's folder of evaluated runs (``<seed_dir>/<network>``).
+        networks: the rows, in order.
+    """
+    from hlfnet.evaluation.compare import TABLE_METRICS, compare_runs
+
+    lines = [
+        "| network | seeds | " + " | ".join(f"{m} mean ± sd" for m in TABLE_METRICS) + " |",
+        "|---|---:|" + "---:|" * len(TABLE_METRICS),
+    ]
+    for network in networks:
+        rows = compare_runs([folder / network for folder in seed_dirs.values()], split="test")
+        cells = []
+        for metric in TABLE_METRICS:
+            values = [row.metrics[metric] for row in rows]
+            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+            cells.append(f"{statistics.fmean(values):.4f} ± {sd:.4f}")
+        lines.append(f"| {rows[0].paper_name} ({network}) | {len(rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tabulate(plan: ReproducePlan, walls: dict[str, float]) -> Path:
+    """Evaluate the plan's runs on the test split (where stale) and write its ``table1.md``."""
     from hlfnet.evaluation.compare import compare_runs, summary_path, table_markdown
     from hlfnet.evaluation.evaluate import evaluate_run
     from hlfnet.evaluation.statistics import paired_comparison, paired_markdown
@@ -220,7 +305,8 @@ def reproduce(
         if run != reference
         for result in paired_comparison(reference, run, split="test")
     ]
-    text = f"# Table 1 (ISIC 2017), protocol {protocol}\n\n{table}\n"
+    seed = "" if plan.seed is None else f", training seed {plan.seed}"
+    text = f"# Table 1 (ISIC 2017), protocol {plan.protocol}{seed}\n\n{table}\n"
     if paired:
         text += f"\nPaired, each network minus {reference.name}:\n\n{paired_markdown(paired)}"
     if walls:
