@@ -8,17 +8,30 @@ import pytest
 import yaml
 
 from hlfnet.engine.config import ExperimentConfig, TrainConfig, config_to_dict, load_config
-from hlfnet.models import list_models
+from hlfnet.models import TABLE1_MODELS
 from hlfnet.schema import apply_overrides, list_configs, resolve_config_path
 
-TABLE1 = [f"{net}_{task}" for net in list_models() for task in ("isic2017", "spleen")]
+TABLE1 = [f"{net}_{task}" for net in TABLE1_MODELS for task in ("isic2017", "spleen")]
 
 
-PROTOCOLS = [f"{net}_isic2017_{protocol}" for net in list_models() for protocol in ("cpu", "gpu")]
+PROTOCOLS = [
+    *(f"{net}_isic2017_{protocol}" for net in TABLE1_MODELS for protocol in ("cpu", "cpu_paper", "gpu")),
+    "unet16_isic2017_cpu_paper",  # the U-Net-16 ceiling control
+    "unet16_isic2017_gpu",
+]
+NATIVE_RESOLUTION = ["patch_2d", "patch_3d"]
 
 
 def test_all_ten_table1_experiments_their_protocols_and_synthetic_are_shipped() -> None:
-    assert sorted(list_configs()) == sorted([*TABLE1, *PROTOCOLS, "synthetic"])
+    assert sorted(list_configs()) == sorted([*TABLE1, *PROTOCOLS, *NATIVE_RESOLUTION, "synthetic"])
+
+
+@pytest.mark.parametrize("name", NATIVE_RESOLUTION)
+def test_native_resolution_configs_load_as_patch_plans(name: str) -> None:
+    config = load_config(name, [f"data.root={Path.cwd()}"])
+    assert config.data.preprocessing == "patch" and config.train.batch_size == "auto"
+    assert config.data.spatial_dims == (3 if name == "patch_3d" else 2)
+    assert config.model_kwargs()["spatial_dims"] == config.data.spatial_dims
 
 
 @pytest.mark.parametrize("name", [*TABLE1, "synthetic"])

@@ -124,3 +124,23 @@ def test_binary_training_step_is_the_per_image_sigmoid_dice_of_the_integer_mask(
     assert loss.requires_grad
     # float32 logits: σ(float32(ln 3)) is 3/4 to about 1e-7
     assert float(loss.detach()) == pytest.approx(sum(per_image) / 2, abs=1e-6)
+
+
+def test_dice_ce_is_the_dice_loss_plus_the_cross_entropy():
+    """train.loss=dice_ce: the pinned Dice term plus torch's own cross-entropy, equal weights."""
+    import torch.nn.functional as F
+
+    from hlfnet.engine.loss import dice_loss, training_loss
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 5, 4, generator=generator)
+    target = torch.randint(0, 3, (2, 1, 5, 4), generator=generator)
+    expected = dice_loss(3)(logits, target) + F.cross_entropy(logits, target[:, 0])
+    torch.testing.assert_close(training_loss("dice_ce", 3)(logits, target), expected)
+    binary = torch.randn(2, 1, 5, 4, generator=generator)
+    mask = (torch.rand(2, 1, 5, 4, generator=generator) > 0.5).float()
+    expected = dice_loss(1)(binary, mask) + F.binary_cross_entropy_with_logits(binary, mask)
+    torch.testing.assert_close(training_loss("dice_ce", 1)(binary, mask), expected)
+    assert isinstance(training_loss("dice", 3), type(dice_loss(3)))
+    with pytest.raises(ValueError, match="train.loss must be one of"):
+        training_loss("focal", 1)

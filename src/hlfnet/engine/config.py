@@ -98,6 +98,7 @@ class TrainConfig:
         max_epochs: epochs to train (45: three learning-rate stages of 15 epochs).
         batch_size: images (or patches) per optimiser step **per process** (the paper: 6, one GPU); ``auto`` =
             the plan's fitted batch for ``data.preprocessing: patch``, 6 otherwise.
+        loss: ``dice`` (the paper's Dice loss) or ``dice_ce`` (Dice + cross-entropy, nnU-Net's default).
         lr: Adam learning rate (the paper: 1e-4).
         weight_decay: Adam weight decay (the paper: none).
         lr_step_epochs: multiply the learning rate by ``lr_gamma`` every this many epochs (the paper: 15).
@@ -124,6 +125,7 @@ class TrainConfig:
 
     max_epochs: int = 45
     batch_size: int | Literal["auto"] = 6
+    loss: Literal["dice", "dice_ce"] = "dice"
     lr: float = 1e-4
     weight_decay: float = 0.0
     lr_step_epochs: int = 15

@@ -7,9 +7,13 @@ covers it, ``docs/testing.md``).
 
 from __future__ import annotations
 
-from monai.losses import DiceLoss
+from monai.losses import DiceCELoss, DiceLoss
+from torch import nn
 
-__all__ = ["dice_loss"]
+__all__ = ["LOSSES", "dice_loss", "training_loss"]
+
+#: ``train.loss`` choices: the paper's Dice loss, or Dice + cross-entropy (nnU-Net's default loss).
+LOSSES = ("dice", "dice_ce")
 
 
 def dice_loss(out_channels: int, reduction: str = "mean") -> DiceLoss:
@@ -36,3 +40,24 @@ def dice_loss(out_channels: int, reduction: str = "mean") -> DiceLoss:
     if out_channels == 1:
         return DiceLoss(sigmoid=True, **recipe)
     return DiceLoss(softmax=True, to_onehot_y=True, include_background=False, **recipe)
+
+
+def training_loss(name: str, out_channels: int) -> nn.Module:
+    """The training loss ``train.loss`` names: ``dice`` (:func:`dice_loss`, the paper's) or ``dice_ce``.
+
+    ``dice_ce`` is the sum, with equal weights, of :func:`dice_loss`'s Dice term and the cross-entropy
+    (binary cross-entropy on the logit for one output channel; softmax cross-entropy over all classes, background
+    included, for ``K > 1``), as nnU-Net trains: the cross-entropy gives every voxel a gradient from the first
+    step, which small structures in large 3-D patches need. Validation always reports the Dice loss.
+
+    Raises:
+        ValueError: an unknown name or ``out_channels < 1``.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"train.loss must be one of {LOSSES}, got {name!r}")
+    if name == "dice" or out_channels < 1:
+        return dice_loss(out_channels)
+    recipe = {"batch": False, "smooth_nr": 1e-5, "smooth_dr": 1e-5, "lambda_dice": 1.0, "lambda_ce": 1.0}
+    if out_channels == 1:
+        return DiceCELoss(sigmoid=True, **recipe)
+    return DiceCELoss(softmax=True, to_onehot_y=True, include_background=False, **recipe)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hlfnet.data import DataConfig, build_dataset
-from hlfnet.engine.loss import dice_loss
+from hlfnet.engine.loss import dice_loss, training_loss
 from hlfnet.evaluation.metrics import scores_from_logits
 
 __all__ = ["SegmentationModule", "SegmentationDataModule", "EpochSampler", "EPOCH_COLUMNS"]
@@ -41,6 +41,8 @@ class SegmentationModule(L.LightningModule):
         window: ``None`` validates with one forward pass per image (the resize plan); a patch size validates
             whole cases by sliding windows of that size (MONAI ``sliding_window_inference``, Gaussian
             weighting, overlap 0.5), as prediction does.
+        loss: the training loss, ``"dice"`` (the paper's) or ``"dice_ce"`` (:func:`hlfnet.engine.loss.training_loss`);
+            validation reports the Dice loss either way.
 
     After each validation epoch :attr:`epoch_row` holds that epoch's row of ``metrics.csv``
     (see :data:`EPOCH_COLUMNS`), computed over all processes.
@@ -55,6 +57,7 @@ class SegmentationModule(L.LightningModule):
         lr_gamma: float = 0.1,
         channels_last: bool = False,
         window: tuple[int, ...] | None = None,
+        loss: str = "dice",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -66,7 +69,7 @@ class SegmentationModule(L.LightningModule):
         )
         self.model = model.to(memory_format=self.memory_format)
         out_channels = int(getattr(model, "out_channels", 1))
-        self.loss = dice_loss(out_channels)
+        self.loss = training_loss(loss, out_channels)
         self.per_image_loss = dice_loss(out_channels, reduction="none")
         self.epoch_row: dict[str, float] | None = None
         self._epoch_lr = float("nan")

@@ -524,6 +524,7 @@ def train(
         lr_gamma=config.train.lr_gamma,
         channels_last=config.train.channels_last,
         window=config.data.patch_size if config.data.is_patch_plan else None,
+        loss=config.train.loss,
     )
     if is_launcher:
         prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
