@@ -106,7 +106,7 @@ def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[st
     bar = predictor.progress_bar(len(pairs), "img")
     try:
         for pair, pred in zip(pairs, predictions, strict=True):
-            truth = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold)
+            truth = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values)
             if truth.shape != pred.mask.shape:
                 raise ValueError(
                     f"{pair.mask}: mask size {truth.shape} differs from image {pair.image} size {pred.mask.shape}"
@@ -139,7 +139,7 @@ def _evaluate_volumes(
     try:
         for pair in pairs:
             volume, meta = load_volume(pair.image)
-            labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes)
+            labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes, cfg.label_values)
             pred = predictor.predict_volume_array(pair.image)
             truth = np.ascontiguousarray(np.transpose(reorient_to_slices(labels, meta.affine), (2, 0, 1)))
             truth_network = labels_to_slices(labels, meta.affine, cfg.image_size).numpy()
