@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--mask-suffix", help="mask file suffix (default: per layout)")
     check.add_argument("--image-pattern", help="image file pattern with {case}, e.g. '{case}_training.tif'")
-    check.add_argument("--mask-pattern", help="mask file pattern with {case}, e.g. '1st_manual/{case}_manual1.gif'")
+    check.add_argument(
+        "--mask-pattern", help="mask file pattern with {case}, e.g. '1st_manual/{case}_manual1.gif'"
+    )
     check.add_argument(
         "--label-values",
         type=label_values_arg,

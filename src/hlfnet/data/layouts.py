@@ -124,11 +124,17 @@ def _report(problems: list[str], cfg: DataConfig, what: str, hint: str | None = 
     hint_text = f"; {hint}" if hint else ""
     if cfg.skip_bad:
         logger.warning(
-            "skipping %d unpaired file(s) in %s: %s%s", len(problems), what, "; ".join(problems[:5]), hint_text
+            "skipping %d unpaired file(s) in %s: %s%s",
+            len(problems),
+            what,
+            "; ".join(problems[:5]),
+            hint_text,
         )
         return
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    raise ValueError(f"{what}: {len(problems)} unpaired file(s): " + "; ".join(problems[:5]) + more + hint_text)
+    raise ValueError(
+        f"{what}: {len(problems)} unpaired file(s): " + "; ".join(problems[:5]) + more + hint_text
+    )
 
 
 def _pair_by_stem(
@@ -139,10 +145,10 @@ def _pair_by_stem(
     local = [f"{p}: image without mask" for p in lonely_images]
     local += [f"{p}: mask without image" for p in lonely_masks]
     hint = suggest_pairing(lonely_images, lonely_masks)
-    if hint:
-        local.append(f"{what}: unpaired names: try {hint}")
     problems.extend(local)
-    _report(local, cfg, what, hint)
+    if hint:
+        problems.append(f"{what}: unpaired names: try {hint}")
+    _report(local, cfg, what, f"try {hint}" if hint else None)
     return [Pair(k, images[k], masks[k]) for k in sorted(set(images) & set(masks))]
 
 
@@ -164,7 +170,9 @@ def _pair_by_pattern(cfg: DataConfig, folder: Path, found: Discovered) -> list[P
     if not image_dir.is_dir():
         return None
     if not mask_dir.is_dir():
-        raise FileNotFoundError(f"{mask_dir}: mask folder of data.mask_pattern {cfg.mask_pattern!r} not found")
+        raise FileNotFoundError(
+            f"{mask_dir}: mask folder of data.mask_pattern {cfg.mask_pattern!r} not found"
+        )
     image_re, mask_re = _pattern_regex(cfg.image_pattern), _pattern_regex(cfg.mask_pattern)
     mask_files = [p for p in _files(mask_dir) if mask_re.match(p.name)]
     # In a flat folder the mask pattern wins: a mask file is never taken for an image.
@@ -274,6 +282,9 @@ def _folder(cfg: DataConfig, root: Path) -> Discovered:
         raise FileNotFoundError(f"{root}: split folders {sorted(found.splits)} but no train/ folder")
     if not found.splits:
         pairs = _folder_split(cfg, root, found)
+        hints = [p.split(": unpaired names: ", 1)[1] for p in found.problems if ": unpaired names: " in p]
+        if not pairs and hints:
+            raise FileNotFoundError(f"{root}: no image/mask pairs; {hints[0]}")
         if not pairs:
             raise FileNotFoundError(
                 f"{root}: no image/mask pairs (expected images/ + masks/ folders, or <stem>.png with "
@@ -354,7 +365,9 @@ def _nnunet_cases(
     found.problems.extend(problems)
     _report(problems, cfg, str(image_dir))
     bad = {p.split(": channel files")[0] for p in problems}
-    return {case: files[0] for case, files in by_case.items() if str(image_dir / case) not in bad and 0 in files}
+    return {
+        case: files[0] for case, files in by_case.items() if str(image_dir / case) not in bad and 0 in files
+    }
 
 
 def _nnunet(cfg: DataConfig, root: Path) -> Discovered:
@@ -377,7 +390,9 @@ def _nnunet(cfg: DataConfig, root: Path) -> Discovered:
         lambda p: label_re.match(p.name).group("case"),
         str(root / "labelsTr"),
     )
-    found.splits[None] = _pair_by_stem(images, labels, f"{root / 'imagesTr'} + {root / 'labelsTr'}", cfg, found.problems)
+    found.splits[None] = _pair_by_stem(
+        images, labels, f"{root / 'imagesTr'} + {root / 'labelsTr'}", cfg, found.problems
+    )
     return found
 
 

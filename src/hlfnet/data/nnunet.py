@@ -72,16 +72,20 @@ def _parse(path: Path) -> NnunetManifest:
         raise ValueError(f"{path}: dataset.json must be a JSON object")
     names = meta.get("channel_names", meta.get("modality"))
     if not isinstance(names, dict) or not names:
-        raise ValueError(f"{path}: 'channel_names' must map channel indices to names, e.g. {{\"0\": \"CT\"}}")
+        raise ValueError(f'{path}: \'channel_names\' must map channel indices to names, e.g. {{"0": "CT"}}')
     try:
         order = sorted(names, key=int)
     except ValueError:
-        raise ValueError(f"{path}: 'channel_names' keys must be channel indices 0, 1, ...: {list(names)}") from None
+        raise ValueError(
+            f"{path}: 'channel_names' keys must be channel indices 0, 1, ...: {list(names)}"
+        ) from None
     if [int(k) for k in order] != list(range(len(order))):
         raise ValueError(f"{path}: 'channel_names' keys must be 0..{len(order) - 1}, got {order}")
     ending = meta.get("file_ending")
     if not isinstance(ending, str) or not ending.startswith("."):
-        raise ValueError(f"{path}: 'file_ending' must be a file ending like '.nii.gz' or '.png', got {ending!r}")
+        raise ValueError(
+            f"{path}: 'file_ending' must be a file ending like '.nii.gz' or '.png', got {ending!r}"
+        )
     if ending.lower() not in NNUNET_2D_ENDINGS + _NNUNET_3D_ENDINGS:
         raise ValueError(
             f"{path}: file_ending {ending!r} is not read by hlfnet (2-D: {', '.join(NNUNET_2D_ENDINGS)}; "
@@ -89,7 +93,9 @@ def _parse(path: Path) -> NnunetManifest:
         )
     labels = meta.get("labels")
     if not isinstance(labels, dict) or len(labels) < 2:
-        raise ValueError(f"{path}: 'labels' must map at least two names to values, e.g. {{\"background\": 0, ...}}")
+        raise ValueError(
+            f"{path}: 'labels' must map at least two names to values, e.g. {{\"background\": 0, ...}}"
+        )
     regions = [name for name, value in labels.items() if isinstance(value, (list, tuple))]
     if regions:
         raise ValueError(

@@ -219,7 +219,9 @@ def _load_cases(
         else:
             pair = pairs[row["id"]]
             tensor, _ = preprocess_image(pair.image, predictor.cfg)
-            truth = resize_mask(read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values), cfg.image_size)
+            truth = resize_mask(
+                read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values), cfg.image_size
+            )
             jaccard = float(row["original_jaccard"]) if "original_jaccard" in row else None
         cases.append(ReportCase(row["id"], tensor, np.asarray(truth), jaccard, label))
     return cases
