@@ -282,7 +282,8 @@ def labels_to_classes(
     if stray:
         raise ValueError(
             f"{source}: label values {_fmt(stray)} outside the declared classes 0..{num_classes - 1} "
-            f"(num_classes={num_classes})"
+            f"(num_classes={num_classes}); masks in another encoding, or a larger label map to select from: "
+            f"set data.label_values (stored value per class, e.g. {_fmt(sorted(values.tolist())[:num_classes])})"
         )
     return array.astype(np.uint8)
 

@@ -209,11 +209,7 @@ def score_folders(
         for case in cases:
             case.pop("thresholded_jaccard", None)
     means = case_means(cases)
-    units = (
-        "mm"
-        if any(is_nifti(prediction) for _, prediction, _ in pairs)
-        else ("spacing" if spacing else "pixels")
-    )
+    units = "mm" if spacing or any(is_nifti(prediction) for _, prediction, _ in pairs) else "pixels"
     summary = {
         "predictions": str(pred),
         "ground_truth": str(truth),
