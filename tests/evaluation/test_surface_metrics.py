@@ -177,3 +177,14 @@ def test_score_cli_takes_the_new_options(tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert "thresholded jaccard" in out  # ISIC ids: ISIC's column is kept
     assert "HD95" in out and "HD95/ASSD in mm" in out
+
+
+def test_predictions_of_nnunet_channel_files_pair_with_their_case(tmp_path: Path) -> None:
+    pred, truth = tmp_path / "pred", tmp_path / "labelsTs"
+    pred.mkdir()
+    truth.mkdir()
+    mask = labels((5, 5), (2, 2), value=1)
+    Image.fromarray(mask).save(pred / "cell_007_0000.png")  # `hlfnet predict --input imagesTs` names it so
+    Image.fromarray(mask).save(truth / "cell_007.png")
+    (case,) = score_folders(pred, truth).cases
+    assert case["id"] == "cell_007" and case["dice"] == 1.0

@@ -2,7 +2,7 @@
 
 Cases are paired by name: a prediction ``<id>.png`` (what ``hlfnet predict`` writes) or ``<id>.nii[.gz]``
 matches a ground truth with the same name, or with the suffix ``_segmentation`` (the ISIC layout, any case) or
-``_mask``, or the suffix given as ``gt_suffix`` (``_lesion`` for ``IMD002_lesion.bmp``). Each pair is scored
+``_mask``; a prediction's nnU-Net channel tag ``_0000`` is dropped (``hlfnet predict`` on ``imagesTs/``); or the suffix given as ``gt_suffix`` (``_lesion`` for ``IMD002_lesion.bmp``). Each pair is scored
 exactly as the ISIC challenge scorer does (:func:`hlfnet.evaluation.score_labels`: per image, at the masks'
 own size; volumes as one 3-D case), with per-class Dice/Jaccard for multi-class and the boundary metrics HD95,
 ASSD and NSD (MONAI's; in mm from a NIfTI header, else in pixels unless ``spacing`` is given); the per-case
@@ -32,6 +32,8 @@ __all__ = ["ScoreResult", "pair_folders", "score_folders"]
 logger = logging.getLogger(__name__)
 
 _MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif", ".npy")
+# nnU-Net's first channel file (``case_0000.png``, what `hlfnet predict imagesTs/` names its output) is case ``case``
+_PREDICTION_TAG = re.compile(r"(_segmentation|_mask|_0000)$", re.IGNORECASE)
 _FOV_TAG = re.compile(r"(_fov|_mask)$", re.IGNORECASE)
 _ISIC_ID = re.compile(r"^ISIC_\d+$")
 _TRUTH_TAG = re.compile(r"(_segmentation|_mask)$", re.IGNORECASE)
@@ -97,7 +99,7 @@ def pair_folders(
         FileNotFoundError: a missing folder. ValueError: no masks, duplicate cases, or ground truths without
             a prediction (lists them).
     """
-    predictions = _files(Path(pred), "prediction")
+    predictions = _files(Path(pred), "prediction", _PREDICTION_TAG)
     truths = _files(Path(truth), "ground-truth", truth_tag(gt_suffix))
     missing = sorted(set(truths) - set(predictions))
     if missing:
