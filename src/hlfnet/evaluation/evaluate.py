@@ -344,7 +344,9 @@ def metric_columns(scores: dict[str, float]) -> tuple[list[str], list[str]]:
     return main, per_class
 
 
-def _cell(value: float) -> str:
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "—"  # not computed at this level
     return "n/a" if value != value else f"{value:.4f}"
 
 
@@ -369,9 +371,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         marker = " (primary)" if level == summary["primary"] else ""
         count = summary["counts"].get(level, "")
         lines.append(
-            f"| {level}{marker} | {count} | "
-            + " | ".join(_cell(scores.get(m, float("nan"))) for m in main)
-            + " |"
+            f"| {level}{marker} | {count} | " + " | ".join(_cell(scores.get(m)) for m in main) + " |"
         )
     for level, scores in levels.items():
         _, per_class = metric_columns(scores)
@@ -386,7 +386,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if settings.get("surface_metrics"):
         lines.append(
             f"HD95/ASSD in {settings['surface_units']}, NSD at tolerance {settings['nsd_tolerance']} "
-            f"{settings['surface_units']}; n/a = no case with the structure in prediction or truth."
+            f"{settings['surface_units']}, at the {'volume' if settings['surface_units'] == 'mm' else 'original'} "
+            "level only (—); n/a = no case with the structure in prediction or truth."
         )
     return "\n".join(lines) + "\n"
 
