@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from hlfnet.evaluation.evaluate import evaluate_run, score_labels
+from hlfnet.evaluation.evaluate import evaluate_run, score_labels, task_metrics
 from hlfnet.evaluation.metrics import BINARY_METRICS
 from hlfnet.evaluation.predictor import Predictor
 
@@ -74,9 +74,12 @@ def test_spleen_per_slice_and_per_volume(spleen_root: Path, tmp_path: Path) -> N
     )
     pred = np.asarray(nib.load(written).dataobj)
     label = np.asarray(nib.load(spleen_root / "labelsTr" / "spleen_1.nii.gz").dataobj).astype(np.uint8)
-    expected = score_labels(pred, label, 2)
-    for key in BINARY_METRICS:
-        assert summary["levels"]["volume"][key] == pytest.approx(expected[key], abs=1e-9)
+    # boundary metrics too: in the file's own voxel order with its zooms, equal to evaluate's (slice layout)
+    zooms = tuple(float(z) for z in nib.load(written).header.get_zooms()[:3])
+    expected = score_labels(pred, label, 2, surface=True, spacing=zooms)
+    assert "thresholded_jaccard" not in summary["levels"]["volume"]  # ISIC's column, not the spleen's
+    for key in (*task_metrics("msd"), "hd95", "assd", "nsd"):
+        assert summary["levels"]["volume"][key] == pytest.approx(expected[key], abs=1e-6)
 
 
 def test_bad_split(tiny_run: Path) -> None:

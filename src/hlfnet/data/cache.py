@@ -86,6 +86,7 @@ def cache_key(cfg: DataConfig, split: str, pairs: list[Pair], in_channels: int) 
         "in_channels": in_channels,
         "num_classes": cfg.num_classes,
         "mask_threshold": cfg.mask_threshold,
+        "label_values": list(cfg.label_values) if cfg.label_values else None,
         "ct_window": list(cfg.ct_window) if cfg.ct_window else None,
         "skip_bad": cfg.skip_bad,
         "sources": [[p.id, *_stat(p.image), *_stat(p.mask)] for p in pairs],
@@ -153,7 +154,7 @@ def _decode_pair(
     pair: Pair, cfg: DataConfig, in_channels: int, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
     image = read_image(pair.image)
-    mask = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold)
+    mask = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values)
     if mask.shape != image.shape[:2]:
         raise ValueError(
             f"{pair.mask}: mask size {mask.shape[1]}×{mask.shape[0]} (W×H) differs from image {pair.image} "
@@ -206,7 +207,7 @@ def _build(
         try:
             if cfg.is_volume:
                 data, meta = load_volume(pair.image)
-                labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes)
+                labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes, cfg.label_values)
                 slices = volume_to_slices(data, cfg, meta.affine).numpy()
                 if slices.shape[1] != in_channels:
                     raise ValueError(

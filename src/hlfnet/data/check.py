@@ -1,6 +1,8 @@
 """``hlfnet data check``: scan a data folder, describe it and list every problem.
 
-Every pair is decoded with the same readers as training, so a folder that passes the check also loads.
+Every pair is decoded with the same readers as training, so a folder that passes the check also loads. A
+problem that repeats across files (the same message but for the file name) is printed once with its count and
+an example file; ``--json`` keeps every problem.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from hlfnet.data.config import DataConfig
-from hlfnet.data.io import labels_to_classes, load_label_volume, load_volume, raw_mask, read_image
+from hlfnet.data.io import (
+    labels_to_classes,
+    load_label_volume,
+    load_volume,
+    raw_mask,
+    read_image,
+    unmapped_values,
+)
 from hlfnet.data.layouts import detect_format, discover
 
 __all__ = ["CheckReport", "check_dataset"]
@@ -35,6 +44,8 @@ class CheckReport:
     channels: dict[str, int] = field(default_factory=dict)
     label_values: list[int] = field(default_factory=list)
     class_fractions: dict[str, float] = field(default_factory=dict)
+    label_map: list[int] | None = None
+    unmapped_values: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -55,12 +66,42 @@ class CheckReport:
             f"labels:   raw values {self.label_values[:12]}{' ...' if len(self.label_values) > 12 else ''}",
             "classes:  " + ", ".join(f"{k}: {v:.2%}" for k, v in self.class_fractions.items()),
         ]
+        if self.label_map is not None:
+            out.append(
+                "mapping:  "
+                + ", ".join(f"{v} → class {k}" for k, v in enumerate(self.label_map))
+                + (
+                    f"; other values {self.unmapped_values[:12]}{' ...' if len(self.unmapped_values) > 12 else ''} "
+                    "→ background"
+                    if self.unmapped_values
+                    else ""
+                )
+            )
         if self.problems:
             out.append(f"PROBLEMS: {len(self.problems)}")
-            out += [f"  - {p}" for p in self.problems]
+            out += [f"  - {p}" for p in group_problems(self.problems)]
         else:
             out.append("no problems found" if self.pairs else "PROBLEMS: no pairs")
         return out
+
+
+def group_problems(problems: list[str]) -> list[str]:
+    """One line per distinct problem: messages equal but for their leading file name are merged with a count.
+
+    ``["a.png: mask values [7] ...", "b.png: mask values [7] ..."]`` → ``["mask values [7] ... (×2, e.g. a.png)"]``.
+    """
+    groups: dict[str, list[str]] = {}
+    for problem in problems:
+        head, sep, rest = problem.partition(": ")
+        key = rest if sep and ("/" in head or "." in head) else problem
+        groups.setdefault(key, []).append(head if key == rest else "")
+    lines = []
+    for key, heads in groups.items():
+        if len(heads) == 1:
+            lines.append(f"{heads[0]}: {key}" if heads[0] else key)
+        else:
+            lines.append(f"{key} (×{len(heads)}, e.g. {heads[0]})" if heads[0] else f"{key} (×{len(heads)})")
+    return lines
 
 
 def check_dataset(
@@ -71,6 +112,9 @@ def check_dataset(
     mask_threshold: int | None = None,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    image_pattern: str | None = None,
+    mask_pattern: str | None = None,
+    label_values: tuple[int, ...] | list[int] | None = None,
 ) -> CheckReport:
     """Scan a data folder: pairs, sizes, label values, class balance and every problem (not stopping at one).
 
@@ -82,6 +126,9 @@ def check_dataset(
         mask_threshold: Binarisation threshold, if the masks are to be binarised.
         limit: Decode at most this many pairs (``None``: all).
         progress: Called as ``progress(done, total)``.
+        image_pattern: Image file pattern with ``{case}`` (with ``mask_pattern``; see ``DataConfig``).
+        mask_pattern: Mask file pattern with ``{case}``.
+        label_values: Stored value of each class (index = class; other values count as background).
 
     Raises:
         FileNotFoundError: ``path`` is not a folder.
@@ -96,8 +143,13 @@ def check_dataset(
             num_classes=num_classes,
             mask_suffix=mask_suffix,
             mask_threshold=mask_threshold,
+            image_pattern=image_pattern,
+            mask_pattern=mask_pattern,
+            label_values=tuple(label_values) if label_values is not None else None,
             skip_bad=True,
         )
+        num_classes = cfg.num_classes  # label_values or an nnU-Net dataset.json set it
+        report.label_map = list(cfg.label_values) if cfg.label_values is not None else None
         found = discover(cfg)
     except (FileNotFoundError, ValueError) as error:
         report.problems.append(str(error))
@@ -115,15 +167,18 @@ def check_dataset(
         try:
             if cfg.is_volume:
                 data, meta = load_volume(pair.image)
-                labels = load_label_volume(pair.mask, meta, data.shape, num_classes)
+                if cfg.label_values is not None:
+                    raw_values.update(np.unique(load_volume(pair.mask)[0]).astype(np.int64).tolist())
+                labels = load_label_volume(pair.mask, meta, data.shape, num_classes, cfg.label_values)
                 sizes["×".join(str(s) for s in data.shape[:3])] += 1
                 channels[str(data.shape[3] if data.ndim == 4 else 1)] += 1
-                raw_values.update(np.unique(labels).tolist())
+                if cfg.label_values is None:
+                    raw_values.update(np.unique(labels).tolist())
             else:
                 image = read_image(pair.image)
                 raw = raw_mask(pair.mask)
                 raw_values.update(np.unique(raw).tolist())
-                labels = labels_to_classes(raw, num_classes, mask_threshold, pair.mask)
+                labels = labels_to_classes(raw, num_classes, mask_threshold, pair.mask, cfg.label_values)
                 if raw.shape != image.shape[:2]:
                     raise ValueError(
                         f"{pair.mask}: mask size {raw.shape[1]}×{raw.shape[0]} (W×H) differs from image "
@@ -147,6 +202,7 @@ def check_dataset(
     report.sizes = dict(sizes.most_common())
     report.channels = dict(channels.most_common())
     report.label_values = sorted(int(v) for v in raw_values)
+    report.unmapped_values = unmapped_values(raw_values, cfg.label_values)
     total = counts.sum()
     report.class_fractions = {str(k): float(c / total) if total else 0.0 for k, c in enumerate(counts)}
     logger.info(

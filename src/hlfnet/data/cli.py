@@ -13,6 +13,16 @@ import time
 from hlfnet.progress import ProgressCallback
 
 
+def label_values_arg(text: str) -> tuple[int, ...]:
+    """``"0,128,255"`` → ``(0, 128, 255)`` for ``--label-values``."""
+    try:
+        return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--label-values takes comma-separated integers (0,128,255), got {text!r}"
+        ) from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hlfnet data ...`` to ``hlfnet``."""
     data = subparsers.add_parser("data", help="check, download and prepare data sets")
@@ -21,11 +31,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     check = sub.add_parser("check", help="scan a data folder: pairs, sizes, labels, class balance, problems")
     check.add_argument("path", help="data folder")
-    check.add_argument("--format", choices=("isic2017", "msd", "folder", "nifti"), help="force a layout")
+    check.add_argument(
+        "--format", choices=("isic2017", "nnunet", "msd", "folder", "nifti"), help="force a layout"
+    )
     check.add_argument(
         "--num-classes", type=int, default=2, help="declared classes incl. background (default 2)"
     )
     check.add_argument("--mask-suffix", help="mask file suffix (default: per layout)")
+    check.add_argument("--image-pattern", help="image file pattern with {case}, e.g. '{case}_training.tif'")
+    check.add_argument(
+        "--mask-pattern", help="mask file pattern with {case}, e.g. '1st_manual/{case}_manual1.gif'"
+    )
+    check.add_argument(
+        "--label-values",
+        type=label_values_arg,
+        help="stored value of each class, comma-separated, index = class (0,128,255; 0,1,5,6 selects "
+        "labels 1, 5, 6, others background)",
+    )
     check.add_argument(
         "--mask-threshold", type=int, help="binarise masks as value > T instead of strict checks"
     )
@@ -71,6 +93,9 @@ def _check(args: argparse.Namespace) -> int:
         args.mask_threshold,
         args.limit,
         progress=None if args.json else ProgressCallback("checking", "pair"),
+        image_pattern=args.image_pattern,
+        mask_pattern=args.mask_pattern,
+        label_values=args.label_values,
     )
     if args.json:
         print(json.dumps({**asdict(report), "ok": report.ok}, indent=1))

@@ -19,7 +19,7 @@ from hlfnet.schema import from_mapping, read_yaml, validate_fields
 
 __all__ = ["FORMATS", "SPLITS", "SYNTHETIC_SIZES", "DataConfig", "paper_config", "default_cache_root"]
 
-Format = Literal["synthetic", "isic2017", "msd", "folder", "nifti"]
+Format = Literal["synthetic", "isic2017", "msd", "nnunet", "folder", "nifti"]
 Preprocessing = Literal["resize", "patch"]
 Normalization = Literal["auto", "ct", "zscore", "rgb"]
 Split = Literal["train", "val", "test"]
@@ -46,8 +46,11 @@ class DataConfig:
 
     Args:
         format: ``"synthetic"`` (built in, default), ``"isic2017"`` (official folder layout), ``"msd"``
-            (Medical Segmentation Decathlon task with ``dataset.json``), ``"folder"`` (images + masks paired
-            by stem) or ``"nifti"`` (image volumes + label volumes paired by name).
+            (Medical Segmentation Decathlon task with ``dataset.json``), ``"nnunet"`` (an nnU-Net v2 raw
+            dataset: ``dataset.json`` with ``channel_names`` and ``file_ending``, ``imagesTr/<case>_0000<ending>``
+            + ``labelsTr/<case><ending>``; 2-D or 3-D by its file ending), ``"folder"`` (images + masks paired
+            by stem or by ``image_pattern``/``mask_pattern``) or ``"nifti"`` (image volumes + label volumes
+            paired by name).
         root: Data folder; required for every format except ``synthetic``.
         image_size: Network input ``(H, W)``; default ``(192, 256)`` = the paper's 256×192 (width×height).
             Use ``(256, 256)`` for the spleen task (see :func:`paper_config`).
@@ -66,6 +69,16 @@ class DataConfig:
         mask_suffix: Suffix of mask file stems (``ISIC_0000000_segmentation.png``). ``None`` = format
             default: ``_segmentation`` (any case) for ISIC, ``""`` for ``folder`` with an ``images/`` +
             ``masks/`` pair of folders, ``_mask`` for a flat folder, ``""`` for NIfTI labels.
+        image_pattern: File-name pattern of images with one ``{case}`` placeholder (``"{case}_training.tif"``);
+            with ``mask_pattern``, pairs images and masks by the ``{case}`` part (``folder`` and ``nifti``
+            formats; ``mask_suffix`` is then unused). ``None`` = pair by stem.
+        mask_pattern: File-name pattern of masks (``"{case}_manual1.gif"``); see ``image_pattern``.
+        label_values: The value stored in the masks for each class, list index = class
+            (``[0, 128, 255]``: 128 is class 1, 255 class 2). Values not listed count as background (so
+            ``[0, 1, 5, 6]`` selects organs 1, 5 and 6 of a larger label map). Sets ``num_classes`` to its
+            length (a different explicit ``num_classes`` other than 2 is an error). Predictions are written
+            back in these values (``hlfnet predict --class-indices`` writes 0..K-1 instead).
+            ``None`` = masks hold class indices ({0, 255} also accepted for binary).
         mask_threshold: ``None`` (strict): masks must hold only the declared labels ({0, 1} or {0, 255} for
             binary, 0..K-1 otherwise) or loading fails naming the file. An integer ``t`` binarises
             masks as ``value > t`` (our choice, e.g. ``127``; the paper does not say; rescues JPEG-compressed
@@ -118,6 +131,9 @@ class DataConfig:
     cache_dir: str | None = None
     use_cache: bool = True
     mask_suffix: str | None = None
+    image_pattern: str | None = None
+    mask_pattern: str | None = None
+    label_values: tuple[int, ...] | None = None
     mask_threshold: int | None = None
     ct_window: tuple[float, float] | None = None
     drop_background_slices: tuple[Split, ...] = ("train", "val", "test")
@@ -163,6 +179,9 @@ class DataConfig:
         from hlfnet.limits import check_image_pixels
 
         check_image_pixels(self.image_size, f"data.image_size {list(self.image_size)}")
+        if self.format == "nnunet" and self.root:
+            self._adopt_nnunet_labels()
+        self._check_labels_and_patterns()
         _at_least(self, "num_classes", 2)
         if self.in_channels is not None:
             _at_least(self, "in_channels", 1)
@@ -256,6 +275,61 @@ class DataConfig:
         """True for native-resolution plans (``preprocessing: patch``)."""
         return self.preprocessing == "patch"
 
+    def _check_labels_and_patterns(self) -> None:
+        if self.label_values is not None:
+            values = list(self.label_values)
+            if len(values) < 2 or len(set(values)) != len(values) or min(values) < 0:
+                raise ValueError(
+                    f"data.label_values must list at least 2 distinct values ≥ 0 (index = class), got {values}"
+                )
+            if self.num_classes not in (2, len(values)):
+                raise ValueError(
+                    f"data.label_values has {len(values)} entries but data.num_classes is {self.num_classes}; "
+                    "drop num_classes (it follows label_values) or make them agree"
+                )
+            self.num_classes = len(values)
+            if self.mask_threshold is not None:
+                raise ValueError("data.label_values and data.mask_threshold exclude each other; use one")
+        if (self.image_pattern is None) != (self.mask_pattern is None):
+            raise ValueError("data.image_pattern and data.mask_pattern go together; set both or neither")
+        for name in ("image_pattern", "mask_pattern"):
+            pattern = getattr(self, name)
+            if pattern is None:
+                continue
+            parts = pattern.replace("\\", "/").split("/")
+            if (
+                pattern.count("{case}") != 1
+                or "{case}" not in parts[-1]
+                or pattern.startswith("/")
+                or ".." in parts
+                or "" in parts
+            ):
+                raise ValueError(
+                    f"data.{name} must be a file name with exactly one {{case}} placeholder, optionally in a "
+                    f"sub-folder of the data folder (e.g. '{{case}}_manual1.gif' or '1st_manual/{{case}}_manual1.gif'), "
+                    f"got {pattern!r}"
+                )
+
+    def _adopt_nnunet_labels(self) -> None:
+        """nnU-Net: ``num_classes`` (and ``label_values`` when not 0..K-1) follow ``dataset.json``'s labels."""
+        from hlfnet.data.nnunet import read_manifest
+
+        try:
+            manifest = read_manifest(self.root)
+        except FileNotFoundError:
+            return  # e.g. a run's config read on a machine without its data: nothing to adopt
+        if self.label_values is not None:
+            return  # the user's selection of classes wins
+        values = manifest.label_values
+        if self.num_classes not in (2, len(values)):
+            raise ValueError(
+                f"data.num_classes is {self.num_classes} but {manifest.path} declares {len(values)} labels; "
+                "drop num_classes (it follows dataset.json) or select classes with data.label_values"
+            )
+        self.num_classes = len(values)
+        if list(values) != list(range(len(values))):
+            self.label_values = values
+
     def synthetic_count(self, split: str) -> int:
         """How many synthetic images ``split`` has (``synthetic_train`` / ``synthetic_val`` / ``synthetic_test``)."""
         if split not in SPLITS:
@@ -296,7 +370,12 @@ class DataConfig:
 
     @property
     def is_volume(self) -> bool:
-        """True for the volume formats (``msd``, ``nifti``): items are 2-D axial slices."""
+        """True for the volume formats (``msd``, ``nifti``, an ``nnunet`` dataset of NIfTI files): items
+        are 2-D axial slices."""
+        if self.format == "nnunet":
+            from hlfnet.data.nnunet import nnunet_is_volume
+
+            return nnunet_is_volume(self.root)
         return self.format in VOLUME_FORMATS
 
     @property

@@ -10,8 +10,9 @@ Image conversion rule (:func:`read_image`), applied in training and inference al
 * ``.npy`` arrays ``(H, W)`` or ``(H, W, C)`` give any channel count; multi-frame files are refused.
 
 Mask rule (:func:`read_mask`): a mask is a single-channel label image (grey, palette indices, 1-bit, 16-bit,
-or colour whose channels are all equal). Its values must belong to the declared label set, else loading fails
-naming the file and the stray values — unless ``mask_threshold`` asks for binarisation.
+or colour whose channels are all equal; a GIF with a grey palette gives its grey values). Its values must belong to the declared label set, else loading fails
+naming the file and the stray values — unless ``mask_threshold`` asks for binarisation, or ``label_values``
+maps stored values to classes (list index = class, unlisted values → background 0).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "labels_to_classes",
+    "unmapped_values",
     "load_volume",
     "load_label_volume",
     "is_nifti",
@@ -40,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".npy")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
 
@@ -209,7 +211,12 @@ def raw_mask(path: Path) -> np.ndarray:
         img = _open_pil(path)
         if img.mode in ("LA", "PA"):
             img = img.getchannel(0)
-        if img.mode == "P":
+        if img.mode == "P" and img.format == "GIF":
+            # GIF has no grey mode: a grey palette stands for the grey values (DRIVE's 0/255 vessel masks)
+            rgb = np.asarray(img.convert("RGB"))
+            grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+            array = rgb[..., 0] if grey else np.asarray(img)
+        elif img.mode == "P":
             array = np.asarray(img)  # palette masks store class indices
         elif img.mode == "1":
             array = np.asarray(img, dtype=np.uint8)
@@ -230,12 +237,18 @@ def raw_mask(path: Path) -> np.ndarray:
 
 
 def labels_to_classes(
-    array: np.ndarray, num_classes: int, mask_threshold: int | None, source: str | Path
+    array: np.ndarray,
+    num_classes: int,
+    mask_threshold: int | None,
+    source: str | Path,
+    label_values: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Map raw label values to class indices ``0..num_classes-1`` (``uint8``), strictly.
 
     Binary (``num_classes=2``) masks may hold {0, 1} or {0, 255}; multi-class masks 0..K-1. With
-    ``mask_threshold`` t, binary masks become ``value > t`` whatever they hold.
+    ``mask_threshold`` t, binary masks become ``value > t`` whatever they hold. With ``label_values``, the
+    value ``label_values[k]`` becomes class ``k`` and every value not listed becomes background (0): a
+    selection of classes from a larger label map (:func:`unmapped_values` lists what was dropped).
 
     Raises:
         ValueError: NaN/inf, or values outside the declared set (named with the file ``source``).
@@ -249,6 +262,12 @@ def labels_to_classes(
             )
     if mask_threshold is not None:
         return (array > mask_threshold).astype(np.uint8)
+    if label_values is not None:
+        out = np.zeros(array.shape, np.uint8)
+        for k, value in enumerate(label_values):
+            if k:
+                out[array == value] = k
+        return out
     values = np.unique(array)
     if num_classes == 2:
         allowed = {0, 255} if 255 in values else {0, 1}
@@ -263,9 +282,17 @@ def labels_to_classes(
     if stray:
         raise ValueError(
             f"{source}: label values {_fmt(stray)} outside the declared classes 0..{num_classes - 1} "
-            f"(num_classes={num_classes})"
+            f"(num_classes={num_classes}); masks in another encoding, or a larger label map to select from: "
+            f"set data.label_values (stored value per class, e.g. {_fmt(sorted(values.tolist())[:num_classes])})"
         )
     return array.astype(np.uint8)
+
+
+def unmapped_values(values: list[int] | set[int], label_values: tuple[int, ...] | None) -> list[int]:
+    """The stored ``values`` that ``label_values`` does not list (they count as background), sorted."""
+    if label_values is None:
+        return []
+    return sorted(int(v) for v in set(values) - set(label_values))
 
 
 def _fmt(values: list) -> str:
@@ -273,20 +300,26 @@ def _fmt(values: list) -> str:
     return str(values[:8])[:-1] + (", ...]" if len(values) > 8 else "]")
 
 
-def read_mask(path: str | Path, num_classes: int = 2, mask_threshold: int | None = None) -> np.ndarray:
+def read_mask(
+    path: str | Path,
+    num_classes: int = 2,
+    mask_threshold: int | None = None,
+    label_values: tuple[int, ...] | None = None,
+) -> np.ndarray:
     """Read a 2-D label mask as ``uint8`` class indices ``(H, W)``.
 
     Args:
-        path: PNG/BMP/TIFF/JPEG/``.npy`` label image.
+        path: PNG/BMP/TIFF/GIF/JPEG/``.npy`` label image.
         num_classes: Declared number of classes including background.
         mask_threshold: Binarise as ``value > t`` instead of checking the label set.
+        label_values: Stored value of each class (see :func:`labels_to_classes`).
 
     Raises:
         FileNotFoundError: missing file.
         ValueError: unreadable file, colour mask, or stray values, naming the file.
     """
     path = Path(path)
-    return labels_to_classes(raw_mask(path), num_classes, mask_threshold, path)
+    return labels_to_classes(raw_mask(path), num_classes, mask_threshold, path, label_values)
 
 
 class VolumeMeta(NamedTuple):
@@ -362,9 +395,15 @@ def load_volume(path: str | Path) -> tuple[np.ndarray, VolumeMeta]:
 
 
 def load_label_volume(
-    path: str | Path, image_meta: VolumeMeta, image_shape: tuple[int, ...], num_classes: int
+    path: str | Path,
+    image_meta: VolumeMeta,
+    image_shape: tuple[int, ...],
+    num_classes: int,
+    label_values: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Load a label volume, checking shape and affine against its image, as ``uint8`` classes ``(X, Y, Z)``.
+
+    ``label_values`` maps stored values to classes (see :func:`labels_to_classes`).
 
     Raises:
         ValueError: shape or affine differs from the image, stray label values, NaN, naming both files.
@@ -384,4 +423,4 @@ def load_label_volume(
             f"{path}: label affine differs from image {image_meta.path} affine "
             f"(max difference {float(np.abs(affine - image_meta.affine).max()):.4g})"
         )
-    return labels_to_classes(data, num_classes, None, path)
+    return labels_to_classes(data, num_classes, None, path, label_values)

@@ -1,23 +1,27 @@
-"""Finding image/label pairs on disk: ISIC 2017, MSD (``dataset.json``), folder pairs and NIfTI pairs.
+"""Finding image/label pairs on disk: ISIC 2017, nnU-Net v2, MSD (``dataset.json``), folder and NIfTI pairs.
 
 Every finder returns :class:`Discovered`: the pairs per official split (``"train"``/``"val"``/``"test"``) when the
 layout has split folders, else all pairs under ``None`` (a seeded split is made by
 :func:`hlfnet.data.splits.resolve_split`). Hidden and AppleDouble files (``._*``) are skipped everywhere.
-Unpaired images or masks are an error naming them (with ``skip_bad`` a warning with their count).
+Unpaired images or masks are an error naming them (with ``skip_bad`` a warning with their count), with the
+``mask_suffix`` or ``image_pattern``/``mask_pattern`` that would pair them when one explains the names
+(:func:`suggest_pairing`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hlfnet.data.config import DataConfig
 from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti, nifti_stem
+from hlfnet.data.nnunet import is_nnunet_manifest, read_manifest
 
-__all__ = ["Pair", "Discovered", "discover", "detect_format", "ISIC_PARTS"]
+__all__ = ["Pair", "Discovered", "discover", "detect_format", "suggest_pairing", "ISIC_PARTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +68,122 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and _visible(p))
 
 
-def _report(problems: list[str], cfg: DataConfig, what: str) -> None:
+def _common_suffix(names: list[str]) -> str:
+    """The ending all ``names`` share, from its first separator on (``21_training``, ``31_training`` → ``_training``)."""
+    shared = os.path.commonprefix([n[::-1] for n in names])[::-1]
+    cut = next((i for i, c in enumerate(shared) if not c.isalnum()), None)
+    return "" if cut is None else shared[cut:]
+
+
+def suggest_pairing(images: list[Path], masks: list[Path]) -> str | None:
+    """The setting that pairs unpaired ``images`` with unpaired ``masks``, or ``None`` when none explains them.
+
+    Tried in order: a mask suffix (``ISIC_1_lesion.bmp`` ↔ ``ISIC_1.jpg``: ``mask_suffix: "_lesion"``), then
+    patterns from the names' common endings (``21_training.tif`` ↔ ``21_manual1.gif``:
+    ``image_pattern: "{case}_training.tif"``, ``mask_pattern: "{case}_manual1.gif"``). A suggestion is made when
+    it pairs at least half of the smaller group.
+    """
+    if not images or not masks:
+        return None
+    image_stems = {p.stem for p in images}
+    need = max(1, min(len(images), len(masks)) // 2 + min(len(images), len(masks)) % 2)
+    tails: dict[str, int] = {}
+    for mask in masks:
+        for stem in image_stems:
+            if mask.stem.startswith(stem) and len(mask.stem) > len(stem):
+                tails[mask.stem[len(stem) :]] = tails.get(mask.stem[len(stem) :], 0) + 1
+    if tails:
+        tail, count = max(tails.items(), key=lambda kv: (kv[1], -len(kv[0])))
+        if count >= need:
+            return f'data.mask_suffix: "{tail}" (--mask-suffix {tail}) pairs {count} of them'
+
+    def ending(paths: list[Path]) -> str | None:
+        suffixes = {p.suffix.lower() for p in paths}
+        return paths[0].suffix if len(suffixes) == 1 else None
+
+    image_end, mask_end = ending(images), ending(masks)
+    if image_end is None or mask_end is None:
+        return None
+    image_tail = _common_suffix([p.stem for p in images])
+    mask_tail = _common_suffix([p.stem for p in masks])
+    image_cases = {p.stem[: len(p.stem) - len(image_tail)] for p in images}
+    mask_cases = {p.stem[: len(p.stem) - len(mask_tail)] for p in masks}
+    paired = len(image_cases & mask_cases)
+    if paired >= need and "" not in image_cases:
+        return (
+            f'data.image_pattern: "{{case}}{image_tail}{image_end}" and data.mask_pattern: '
+            f'"{{case}}{mask_tail}{mask_end}" pair {paired} of them'
+        )
+    return None
+
+
+def _report(problems: list[str], cfg: DataConfig, what: str, hint: str | None = None) -> None:
     """Raise on pairing problems, or warn with their count when ``skip_bad``."""
     if not problems:
         return
+    hint_text = f"; {hint}" if hint else ""
     if cfg.skip_bad:
-        logger.warning("skipping %d unpaired file(s) in %s: %s", len(problems), what, "; ".join(problems[:5]))
+        logger.warning(
+            "skipping %d unpaired file(s) in %s: %s%s",
+            len(problems),
+            what,
+            "; ".join(problems[:5]),
+            hint_text,
+        )
         return
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    raise ValueError(f"{what}: {len(problems)} unpaired file(s): " + "; ".join(problems[:5]) + more)
+    raise ValueError(
+        f"{what}: {len(problems)} unpaired file(s): " + "; ".join(problems[:5]) + more + hint_text
+    )
 
 
 def _pair_by_stem(
     images: dict[str, Path], masks: dict[str, Path], what: str, cfg: DataConfig, problems: list[str]
 ) -> list[Pair]:
-    local = [f"{images[k]}: image without mask" for k in sorted(set(images) - set(masks))]
-    local += [f"{masks[k]}: mask without image" for k in sorted(set(masks) - set(images))]
+    lonely_images = [images[k] for k in sorted(set(images) - set(masks))]
+    lonely_masks = [masks[k] for k in sorted(set(masks) - set(images))]
+    local = [f"{p}: image without mask" for p in lonely_images]
+    local += [f"{p}: mask without image" for p in lonely_masks]
+    hint = suggest_pairing(lonely_images, lonely_masks)
     problems.extend(local)
-    _report(local, cfg, what)
+    if hint:
+        problems.append(f"{what}: unpaired names: try {hint}")
+    _report(local, cfg, what, f"try {hint}" if hint else None)
     return [Pair(k, images[k], masks[k]) for k in sorted(set(images) & set(masks))]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    name = pattern.replace("\\", "/").split("/")[-1]
+    head, tail = name.split("{case}")
+    return re.compile(f"^{re.escape(head)}(?P<case>.+?){re.escape(tail)}$", re.IGNORECASE)
+
+
+def _pattern_folder(folder: Path, pattern: str) -> Path:
+    parts = pattern.replace("\\", "/").split("/")[:-1]
+    return folder.joinpath(*parts) if parts else folder
+
+
+def _pair_by_pattern(cfg: DataConfig, folder: Path, found: Discovered) -> list[Pair] | None:
+    """Pairs of ``folder`` by ``cfg.image_pattern`` / ``cfg.mask_pattern``; None when the image folder is absent."""
+    image_dir = _pattern_folder(folder, cfg.image_pattern)
+    mask_dir = _pattern_folder(folder, cfg.mask_pattern)
+    if not image_dir.is_dir():
+        return None
+    if not mask_dir.is_dir():
+        raise FileNotFoundError(
+            f"{mask_dir}: mask folder of data.mask_pattern {cfg.mask_pattern!r} not found"
+        )
+    image_re, mask_re = _pattern_regex(cfg.image_pattern), _pattern_regex(cfg.mask_pattern)
+    mask_files = [p for p in _files(mask_dir) if mask_re.match(p.name)]
+    # In a flat folder the mask pattern wins: a mask file is never taken for an image.
+    taken = {p.resolve() for p in mask_files}
+    image_files = [p for p in _files(image_dir) if image_re.match(p.name) and p.resolve() not in taken]
+    images = _index(image_files, lambda p: image_re.match(p.name).group("case"), str(image_dir))
+    masks = _index(mask_files, lambda p: mask_re.match(p.name).group("case"), str(mask_dir))
+    if not images and not masks:
+        return None
+    what = f"{image_dir / cfg.image_pattern.split('/')[-1]} + {mask_dir / cfg.mask_pattern.split('/')[-1]}"
+    return _pair_by_stem(images, masks, what, cfg, found.problems)
 
 
 def _index(files: list[Path], key, what: str) -> dict[str, Path]:
@@ -122,17 +223,13 @@ def _isic(cfg: DataConfig, root: Path) -> Discovered:
         raise FileNotFoundError(
             f"{root}: no ISIC 2017 folders (expected ISIC-2017_Training_Data/ and ISIC-2017_Training_Part1_GroundTruth/)"
         )
-    if "train" not in found.splits:
-        raise FileNotFoundError(
-            f"{root}: ISIC-2017_Training_Data/ + ISIC-2017_Training_Part1_GroundTruth/ missing"
-        )
     if set(found.splits) != {"train", "val", "test"}:
-        # Only some official folders: pool the training folder for a seeded split, keep none of the others.
-        logger.info(
-            "ISIC: official folders %s only; making a seeded split of the training folder",
-            sorted(found.splits),
-        )
-        found.splits = {None: found.splits["train"]}
+        # Only some official folders: pool the training folder for a seeded split (the others are left out:
+        # a held-out test set must not leak into training); without one, pool the folders there are (a
+        # validation- or test-only download, for `hlfnet evaluate --data`).
+        pooled = ["train"] if "train" in found.splits else sorted(found.splits)
+        logger.info("ISIC: official folders %s only; pooling %s", sorted(found.splits), pooled)
+        found.splits = {None: [p for name in pooled for p in found.splits[name]]}
     return found
 
 
@@ -144,6 +241,8 @@ def _strip_suffix(stem: str, suffix: str) -> str | None:
 
 def _folder_split(cfg: DataConfig, folder: Path, found: Discovered) -> list[Pair] | None:
     """Pairs of one folder holding images/ + masks/ (or a flat mix with a mask suffix); None if neither."""
+    if cfg.image_pattern is not None:
+        return _pair_by_pattern(cfg, folder, found)
     image_dir = next((folder / d for d in _IMAGE_DIRS if (folder / d).is_dir()), None)
     mask_dir = next((folder / d for d in _MASK_DIRS if (folder / d).is_dir()), None)
     is_image = lambda p: p.suffix.lower() in IMAGE_SUFFIXES  # noqa: E731
@@ -183,10 +282,15 @@ def _folder(cfg: DataConfig, root: Path) -> Discovered:
         raise FileNotFoundError(f"{root}: split folders {sorted(found.splits)} but no train/ folder")
     if not found.splits:
         pairs = _folder_split(cfg, root, found)
+        hints = [p.split(": unpaired names: ", 1)[1] for p in found.problems if ": unpaired names: " in p]
+        if not pairs and hints:
+            raise FileNotFoundError(f"{root}: no image/mask pairs; {hints[0]}")
         if not pairs:
             raise FileNotFoundError(
                 f"{root}: no image/mask pairs (expected images/ + masks/ folders, or <stem>.png with "
-                f"<stem>{cfg.mask_suffix or '_mask'}.png; image types {', '.join(IMAGE_SUFFIXES)})"
+                f"<stem>{cfg.mask_suffix or '_mask'}.png; image types {', '.join(IMAGE_SUFFIXES)}; other names "
+                "or folders: data.image_pattern + data.mask_pattern, e.g. 'images/{case}.tif' + "
+                "'1st_manual/{case}_manual1.gif')"
             )
         found.splits[None] = pairs
     elif not any(found.splits.values()):
@@ -195,6 +299,8 @@ def _folder(cfg: DataConfig, root: Path) -> Discovered:
 
 
 def _nifti_split(cfg: DataConfig, folder: Path, found: Discovered) -> list[Pair] | None:
+    if cfg.image_pattern is not None:
+        return _pair_by_pattern(cfg, folder, found)
     for image_name, label_name in (("imagesTr", "labelsTr"), ("images", "labels"), ("images", "masks")):
         image_dir, label_dir = folder / image_name, folder / label_name
         if image_dir.is_dir() and label_dir.is_dir():
@@ -225,6 +331,68 @@ def _nifti(cfg: DataConfig, root: Path) -> Discovered:
         found.splits[None] = pairs
     elif "train" not in found.splits:
         raise FileNotFoundError(f"{root}: split folders {sorted(found.splits)} but no train/ folder")
+    return found
+
+
+def _nnunet_cases(
+    cfg: DataConfig, root: Path, folder: str, channels: int, ending: str, found: Discovered
+) -> dict[str, Path]:
+    """``{case: first channel file}`` of ``imagesTr``/``imagesTs``, checking that every channel file is there."""
+    image_dir = root / folder
+    if not image_dir.is_dir():
+        return {}
+    channel_re = re.compile(rf"^(?P<case>.+)_(?P<channel>\d{{4}}){re.escape(ending)}$", re.IGNORECASE)
+    by_case: dict[str, dict[int, Path]] = {}
+    stray = []
+    for path in _files(image_dir):
+        match = channel_re.match(path.name)
+        if match is None:
+            stray.append(path)
+            continue
+        by_case.setdefault(match.group("case"), {})[int(match.group("channel"))] = path
+    if stray:
+        found.problems.append(
+            f"{image_dir}: {len(stray)} file(s) not named <case>_<XXXX>{ending}, ignored (e.g. {stray[0].name})"
+        )
+        logger.warning("%s", found.problems[-1])
+    problems = []
+    for case, files in sorted(by_case.items()):
+        if sorted(files) != list(range(channels)):
+            problems.append(
+                f"{image_dir / case}: channel files {sorted(files)}, dataset.json declares {channels} "
+                f"(_0000..._{channels - 1:04d})"
+            )
+    found.problems.extend(problems)
+    _report(problems, cfg, str(image_dir))
+    bad = {p.split(": channel files")[0] for p in problems}
+    return {
+        case: files[0] for case, files in by_case.items() if str(image_dir / case) not in bad and 0 in files
+    }
+
+
+def _nnunet(cfg: DataConfig, root: Path) -> Discovered:
+    found = Discovered("nnunet", root)
+    manifest = read_manifest(root)
+    channels, ending = len(manifest.channels), manifest.file_ending
+    if channels != 1:
+        raise ValueError(
+            f"{manifest.path}: {channels} channels {list(manifest.channels)}, one file per channel: hlfnet reads "
+            "single-channel-file nnU-Net datasets only (an RGB PNG counts as one); stack the channels into one "
+            "file per case (a 4-D NIfTI, format: nifti)"
+        )
+    for folder in ("imagesTr", "labelsTr"):
+        if not (root / folder).is_dir():
+            raise FileNotFoundError(f"{root / folder}: missing (nnU-Net dataset {manifest.path})")
+    images = _nnunet_cases(cfg, root, "imagesTr", channels, ending, found)
+    label_re = re.compile(rf"^(?P<case>.+){re.escape(ending)}$", re.IGNORECASE)
+    labels = _index(
+        [p for p in _files(root / "labelsTr") if label_re.match(p.name)],
+        lambda p: label_re.match(p.name).group("case"),
+        str(root / "labelsTr"),
+    )
+    found.splits[None] = _pair_by_stem(
+        images, labels, f"{root / 'imagesTr'} + {root / 'labelsTr'}", cfg, found.problems
+    )
     return found
 
 
@@ -283,7 +451,9 @@ def _msd(cfg: DataConfig, root: Path) -> Discovered:
 
 
 def detect_format(path: str | Path) -> str:
-    """Guess the layout of a data folder: ``msd``, ``isic2017``, ``nifti`` or ``folder``.
+    """Guess the layout of a data folder: ``nnunet``, ``msd``, ``isic2017``, ``nifti`` or ``folder``.
+
+    A ``dataset.json`` with ``channel_names`` and ``file_ending`` is nnU-Net v2's; any other is MSD's.
 
     Raises:
         FileNotFoundError: the folder does not exist or holds nothing recognisable.
@@ -292,7 +462,7 @@ def detect_format(path: str | Path) -> str:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     if (root / "dataset.json").is_file():
-        return "msd"
+        return "nnunet" if is_nnunet_manifest(root / "dataset.json") else "msd"
     if any(root.glob("ISIC-2017_*_Data")):
         return "isic2017"
     for sub in (root, *[root / n for names in _SPLIT_DIRS.values() for n in names]):
@@ -301,7 +471,7 @@ def detect_format(path: str | Path) -> str:
     return "folder"
 
 
-_FINDERS = {"isic2017": _isic, "folder": _folder, "nifti": _nifti, "msd": _msd}
+_FINDERS = {"isic2017": _isic, "folder": _folder, "nifti": _nifti, "msd": _msd, "nnunet": _nnunet}
 
 
 def discover(cfg: DataConfig) -> Discovered:

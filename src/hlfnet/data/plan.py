@@ -201,12 +201,18 @@ def _read_stored(pair: Any, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray | N
         data, meta = load_volume(pair.image)
         label = None
         if pair.mask is not None:
-            label = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes)
+            label = load_label_volume(
+                pair.mask, meta, data.shape, cfg.num_classes, label_values=cfg.label_values
+            )
         image = data[None] if data.ndim == 3 else np.moveaxis(data, -1, 0)
         return image, label, meta.affine
     array = read_image(pair.image)
     image = np.moveaxis(array, -1, 0)
-    label = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold) if pair.mask is not None else None
+    label = (
+        read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values)
+        if pair.mask is not None
+        else None
+    )
     return image, label, None
 
 

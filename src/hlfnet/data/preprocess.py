@@ -42,7 +42,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SLICE_AXCODES = ("P", "L", "S")
-_DEFAULT_CHANNELS = {"isic2017": 4, "synthetic": 4, "msd": 1, "nifti": 1}
+_DEFAULT_CHANNELS = {"isic2017": 4, "synthetic": 4, "msd": 1, "nifti": 1, "nnunet": 1}
 
 
 def resolve_in_channels(cfg: DataConfig, native_channels: int | None = None) -> int:
@@ -51,7 +51,8 @@ def resolve_in_channels(cfg: DataConfig, native_channels: int | None = None) -> 
     Args:
         cfg: Data config.
         native_channels: Channels of the source image/volume (1 grey, 3 colour, C for arrays), used for
-            ``folder`` (grey → 1, colour → 4 = RGB + grey, other → as is) and multi-channel volumes;
+            ``folder`` (grey → 1, colour → 4 = RGB + grey, other → as is), ``nnunet`` (as stored) and
+            multi-channel volumes;
             ``None`` reads the header of the first source file under ``cfg.root`` (what the datasets do).
     """
     if cfg.in_channels is not None:
@@ -62,8 +63,8 @@ def resolve_in_channels(cfg: DataConfig, native_channels: int | None = None) -> 
         native_channels = _first_source_channels(cfg)
     if native_channels is None:
         return _DEFAULT_CHANNELS.get(cfg.format, 1)
-    if cfg.format in ("msd", "nifti"):
-        return native_channels
+    if cfg.format in ("msd", "nifti", "nnunet"):
+        return native_channels  # nnU-Net: the channels as stored (an RGB PNG is 3), as nnU-Net reads them
     return {1: 1, 3: 4}.get(native_channels, native_channels)
 
 

@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from hlfnet.data.cli import label_values_arg
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,6 +45,18 @@ def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint_option(group)
 
 
+def _add_metric_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nsd-tolerance",
+        type=float,
+        default=1.0,
+        help="NSD tolerance: mm for volumes, pixels for 2-D images (default 1)",
+    )
+    parser.add_argument(
+        "--no-surface-metrics", action="store_true", help="skip HD95, ASSD and NSD (faster on large volumes)"
+    )
+
+
 def _add_checkpoint_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--checkpoint",
@@ -62,13 +76,23 @@ def _predictor_options(args: argparse.Namespace) -> dict:
         "channels_last": args.channels_last,
         "bf16": args.bf16,
         "progress": not args.no_progress and sys.stderr.isatty(),
+        **({"class_indices": True} if getattr(args, "class_indices", False) else {}),
     }
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.evaluate import evaluate_run, summary_markdown
 
-    overrides = {"format": args.format} if args.format else None
+    overrides = {
+        key: value
+        for key, value in (
+            ("format", args.format),
+            ("mask_suffix", args.mask_suffix),
+            ("image_pattern", args.image_pattern),
+            ("mask_pattern", args.mask_pattern),
+        )
+        if value is not None
+    } or None
     result = evaluate_run(
         args.run,
         split=args.split,
@@ -77,6 +101,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         output=args.output,
         backend=args.backend,
         checkpoint=args.checkpoint,
+        surface=not args.no_surface_metrics,
+        nsd_tolerance=args.nsd_tolerance,
         **_predictor_options(args),
     )
     print(summary_markdown(result.summary))
@@ -140,7 +166,18 @@ def _compare(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.score import score_folders, summary_table
 
-    result = score_folders(args.pred, args.gt, num_classes=args.num_classes, output=args.output)
+    result = score_folders(
+        args.pred,
+        args.gt,
+        num_classes=args.num_classes,
+        output=args.output,
+        gt_suffix=args.gt_suffix,
+        label_values=args.label_values,
+        surface=not args.no_surface_metrics,
+        spacing=tuple(args.spacing) if args.spacing else None,
+        tolerance=args.nsd_tolerance,
+        fov=args.fov,
+    )
     print(summary_table(result.summary), end="")
     if result.output is not None:
         print(f"written to {result.output}")
@@ -191,6 +228,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", help="output folder (default RUN/evaluation/<split>; required for a pretrained name)"
     )
+    p.add_argument("--mask-suffix", help="mask name suffix of --data (e.g. _lesion for IMD002_lesion.bmp)")
+    p.add_argument("--image-pattern", help="image file pattern of --data with {case} (with --mask-pattern)")
+    p.add_argument(
+        "--mask-pattern", help="mask file pattern of --data with {case}, e.g. '{case}_manual1.gif'"
+    )
+    _add_metric_options(p)
     _add_predictor_options(p)
     p.set_defaults(handler=_evaluate)
 
@@ -217,6 +260,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--probabilities", action="store_true", help="also write probability maps (output/probabilities)"
     )
     p.add_argument("--pattern", help="glob choosing the files of an input folder, e.g. 'ISIC_*.jpg'")
+    p.add_argument(
+        "--class-indices",
+        action="store_true",
+        help="write class indices 0..K-1 (binary 0/255) instead of the data's label_values encoding",
+    )
     _add_predictor_options(p)
     p.set_defaults(handler=_predict)
 
@@ -248,6 +296,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", required=True, help="folder of ground-truth masks")
     p.add_argument("--num-classes", type=int, default=2, help="classes including background (default 2)")
     p.add_argument("--output", help="folder to write per_case.csv, summary.json and summary.md into")
+    p.add_argument(
+        "--gt-suffix", help="ground-truth name ending after the case id (default _segmentation or _mask)"
+    )
+    p.add_argument(
+        "--label-values",
+        type=label_values_arg,
+        help="stored value of each class in both folders, index = class (0,128,255); sets --num-classes",
+    )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs="+",
+        metavar="MM",
+        help="pixel size per axis of 2-D masks (default: pixels)",
+    )
+    p.add_argument("--fov", help="folder of field-of-view masks (<case>[_fov|_mask]; non-zero = scored)")
+    _add_metric_options(p)
     p.set_defaults(handler=_score)
 
     p = subparsers.add_parser(

@@ -30,9 +30,23 @@ import numpy as np
 import torch
 
 from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
-from hlfnet.evaluation.metrics import BINARY_METRICS, binary_scores, foreground_mean, multiclass_scores
+from hlfnet.evaluation.metrics import (
+    BINARY_METRICS,
+    SURFACE_METRICS,
+    binary_scores,
+    foreground_mean,
+    multiclass_scores,
+    surface_scores,
+)
 
-__all__ = ["EvaluationResult", "evaluate_run", "score_labels", "summary_markdown"]
+__all__ = [
+    "EvaluationResult",
+    "case_means",
+    "evaluate_run",
+    "score_labels",
+    "summary_markdown",
+    "task_metrics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,30 +68,101 @@ class EvaluationResult:
     output: Path | None = None
 
 
-def score_labels(pred: np.ndarray, target: np.ndarray, num_classes: int) -> dict[str, float]:
-    """ISIC scores of one case: binary, or the mean over foreground classes (one-vs-rest).
+def score_labels(
+    pred: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    surface: bool = False,
+    spacing: tuple[float, ...] | None = None,
+    tolerance: float = 1.0,
+    fov: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Scores of one case: the ISIC metrics (binary, or the mean over foreground classes, one-vs-rest), per-class
+    Dice and Jaccard for multi-class (``dice_class<k>``, ``jaccard_class<k>``), and with ``surface`` the
+    boundary metrics HD95, ASSD and NSD (:func:`~hlfnet.evaluation.metrics.surface_scores`; the mean over
+    foreground classes, and ``hd95_class<k>``... for multi-class).
 
     Args:
         pred: ``uint8`` labels of any shape.
         target: labels of the same shape.
         num_classes: classes including background.
+        surface: also compute HD95/ASSD/NSD (needs 2-D or 3-D labels).
+        spacing: pixel/voxel size per axis for the boundary metrics (``None`` = pixels).
+        tolerance: NSD tolerance in the units of ``spacing``.
+        fov: field-of-view mask, same shape (non-zero = scored): the overlap metrics count only pixels inside
+            it; outside it both labels are set to background before the boundary metrics.
 
     Raises:
         ValueError: shapes differ.
     """
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {target.shape}")
-    p = torch.from_numpy(np.array(pred, copy=True))[None]
-    t = torch.from_numpy(np.array(target, copy=True))[None]
-    if num_classes == 2:
-        scores = binary_scores(p > 0, t > 0)
+    if fov is not None:
+        if fov.shape != pred.shape:
+            raise ValueError(
+                f"field-of-view mask shape {fov.shape} differs from the labels' shape {pred.shape}"
+            )
+        inside = np.asarray(fov) != 0
+        pred, target = np.where(inside, pred, 0), np.where(inside, target, 0)
+        p = torch.from_numpy(np.ascontiguousarray(pred[inside]))[None]
+        t = torch.from_numpy(np.ascontiguousarray(target[inside]))[None]
     else:
-        scores = foreground_mean(multiclass_scores(p.long(), t.long(), num_classes))
-    return {k: float(v[0]) for k, v in scores.items()}
+        p = torch.from_numpy(np.array(pred, copy=True))[None]
+        t = torch.from_numpy(np.array(target, copy=True))[None]
+    if num_classes == 2:
+        out = {k: float(v[0]) for k, v in binary_scores(p > 0, t > 0).items()}
+    else:
+        per_class = multiclass_scores(p.long(), t.long(), num_classes)
+        out = {k: float(v[0]) for k, v in foreground_mean(per_class).items()}
+        for metric in ("dice", "jaccard"):
+            out.update({f"{metric}_class{k}": float(per_class[metric][0, k]) for k in range(1, num_classes)})
+    if surface:
+        boundary = surface_scores(
+            torch.from_numpy(np.asarray(pred).astype(np.int64)),
+            torch.from_numpy(np.asarray(target).astype(np.int64)),
+            num_classes,
+            spacing,
+            tolerance,
+        )
+        for metric in SURFACE_METRICS:
+            values = boundary[metric]
+            out[metric] = float("nan") if bool(values.isnan().all()) else float(values.nanmean())
+            if num_classes > 2:
+                out.update({f"{metric}_class{k}": float(values[k - 1]) for k in range(1, num_classes)})
+    return out
+
+
+def case_means(rows: list[dict[str, Any]], prefix: str = "") -> dict[str, float]:
+    """Mean of every metric column over cases; NaN entries (a boundary metric with both masks empty) left out.
+
+    Args:
+        rows: per-case dictionaries.
+        prefix: only columns ``<prefix><metric>`` (``"original_"``), returned without the prefix.
+    """
+    columns = [
+        k
+        for k in dict.fromkeys(k for r in rows for k in r)
+        if k.startswith(prefix) and all(isinstance(r[k], float) for r in rows if k in r)
+    ]
+    out = {}
+    for column in columns:
+        values = np.array([r[column] for r in rows if column in r], dtype=np.float64)
+        finite = values[~np.isnan(values)]
+        out[column[len(prefix) :]] = float(finite.mean()) if finite.size else float("nan")
+    return out
+
+
+def task_metrics(dataset: str) -> tuple[str, ...]:
+    """The overlap metrics a table shows for a data set: thresholded Jaccard (ISIC 2018's) only for ISIC."""
+    return (
+        BINARY_METRICS
+        if dataset == "isic2017"
+        else tuple(m for m in BINARY_METRICS if m != "thresholded_jaccard")
+    )
 
 
 def _means(rows: list[dict[str, Any]], level: str) -> dict[str, float]:
-    return {m: float(np.mean([r[f"{level}_{m}"] for r in rows])) for m in BINARY_METRICS} if rows else {}
+    return case_means(rows, f"{level}_") if rows else {}
 
 
 def pairs_for_split(cfg: Any, split: str, ids: list[str] | None) -> list[Any]:
@@ -97,7 +182,9 @@ def pairs_for_split(cfg: Any, split: str, ids: list[str] | None) -> list[Any]:
     return [by_id[i] for i in ids]
 
 
-def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[str, Any]]:
+def _evaluate_images(
+    predictor: Any, pairs: list[Any], cfg: Any, boundary: dict[str, Any]
+) -> list[dict[str, Any]]:
     from hlfnet.data.io import read_mask
     from hlfnet.data.preprocess import resize_mask
 
@@ -106,7 +193,7 @@ def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[st
     bar = predictor.progress_bar(len(pairs), "img")
     try:
         for pair, pred in zip(pairs, predictions, strict=True):
-            truth = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold)
+            truth = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values)
             if truth.shape != pred.mask.shape:
                 raise ValueError(
                     f"{pair.mask}: mask size {truth.shape} differs from image {pair.image} size {pred.mask.shape}"
@@ -115,7 +202,7 @@ def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[st
             # a native-resolution plan predicts at the image's own size: its network level is the original
             network_truth = truth if cfg.is_patch_plan else resize_mask(truth, cfg.image_size)
             levels = {
-                "original": score_labels(pred.mask, truth, cfg.num_classes),
+                "original": score_labels(pred.mask, truth, cfg.num_classes, **boundary),
                 "network": score_labels(pred.network_mask, network_truth, cfg.num_classes),
             }
             for level, scores in levels.items():
@@ -127,8 +214,19 @@ def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[st
     return rows
 
 
+def layout_spacing(meta: Any) -> tuple[float, float, float]:
+    """Voxel size (mm) along the axes of a volume in the ``(slice, row, column)`` layout evaluation uses."""
+    from hlfnet.data.preprocess import slice_orientation
+
+    zooms = np.sqrt((np.asarray(meta.affine)[:3, :3] ** 2).sum(axis=0))
+    layout = [0.0, 0.0, 0.0]
+    for in_axis, (out_axis, _flip) in enumerate(slice_orientation(meta.affine)):
+        layout[int(out_axis)] = float(zooms[in_axis])
+    return layout[2], layout[0], layout[1]
+
+
 def _evaluate_volumes(
-    predictor: Any, pairs: list[Any], cfg: Any, split: str
+    predictor: Any, pairs: list[Any], cfg: Any, split: str, boundary: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from hlfnet.data.io import load_label_volume, load_volume
     from hlfnet.data.preprocess import labels_to_slices, reorient_to_slices
@@ -139,7 +237,7 @@ def _evaluate_volumes(
     try:
         for pair in pairs:
             volume, meta = load_volume(pair.image)
-            labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes)
+            labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes, cfg.label_values)
             pred = predictor.predict_volume_array(pair.image)
             truth = np.ascontiguousarray(np.transpose(reorient_to_slices(labels, meta.affine), (2, 0, 1)))
             truth_network = (
@@ -149,7 +247,12 @@ def _evaluate_volumes(
             )
             row: dict[str, Any] = {"id": pair.id}
             row.update(
-                {f"volume_{m}": v for m, v in score_labels(pred.labels, truth, cfg.num_classes).items()}
+                {
+                    f"volume_{m}": v
+                    for m, v in score_labels(
+                        pred.labels, truth, cfg.num_classes, spacing=layout_spacing(meta), **boundary
+                    ).items()
+                }
             )
             volume_slices = []
             for index in range(truth_network.shape[0]):
@@ -235,9 +338,32 @@ def check_fresh(summary: dict[str, Any], summary_file: str | os.PathLike[str], r
         )
 
 
+def metric_columns(scores: dict[str, float]) -> tuple[list[str], list[str]]:
+    """The summary columns present in ``scores``: the main ones (overlap, then boundary) and the per-class ones."""
+    main = [m for m in (*BINARY_METRICS, *SURFACE_METRICS) if m in scores]
+    per_class = sorted(
+        (k for k in scores if "_class" in k),
+        key=lambda k: (int(k.rsplit("_class", 1)[1]), k.rsplit("_class", 1)[0]),
+    )
+    return main, per_class
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "—"  # not computed at this level
+    return "n/a" if value != value else f"{value:.4f}"
+
+
+def _label(metric: str) -> str:
+    return {"hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}.get(metric, metric.replace("_", " ").capitalize())
+
+
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """A markdown table of a summary: one row per level, one column per metric."""
-    header = ["Level", "Cases", *[m.replace("_", " ").capitalize() for m in BINARY_METRICS]]
+    """Markdown tables of a summary: one row per level, one column per metric; per-class scores below."""
+    levels = summary["levels"]
+    first = next(iter(levels.values()), {})
+    main, _ = metric_columns(first)
+    header = ["Level", "Cases", *[_label(m) for m in main]]
     lines = [
         f"**{summary['run']}** ({summary['paper_name']}, {summary['parameters'] / 1e6:.2f}M parameters) on the "
         f"{summary['split']} split of {summary['dataset']}",
@@ -245,19 +371,45 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for level, scores in summary["levels"].items():
+    for level, scores in levels.items():
         marker = " (primary)" if level == summary["primary"] else ""
         count = summary["counts"].get(level, "")
         lines.append(
-            f"| {level}{marker} | {count} | " + " | ".join(f"{scores[m]:.4f}" for m in BINARY_METRICS) + " |"
+            f"| {level}{marker} | {count} | " + " | ".join(_cell(scores.get(m)) for m in main) + " |"
         )
+    for level, scores in levels.items():
+        _, per_class = metric_columns(scores)
+        if per_class:
+            lines += ["", f"Per class ({level}):", "", class_table(scores)]
     settings = summary["settings"]
     lines += [
         "",
         f"TTA: {settings['tta']}, largest component: {settings['largest_component']}, "
         f"threshold: {settings['threshold']}, backend: {settings['backend']}.",
     ]
+    if settings.get("surface_metrics"):
+        lines.append(
+            f"HD95/ASSD in {settings['surface_units']}, NSD at tolerance {settings['nsd_tolerance']} "
+            f"{settings['surface_units']}, at the {'volume' if settings['surface_units'] == 'mm' else 'original'} "
+            "level only (—); n/a = no case with the structure in prediction or truth."
+        )
     return "\n".join(lines) + "\n"
+
+
+def class_table(scores: dict[str, float]) -> str:
+    """A markdown table with one row per class: ``dice_class1``, ``hd95_class1``... → class, Dice, HD95..."""
+    _, per_class = metric_columns(scores)
+    classes = sorted({int(k.rsplit("_class", 1)[1]) for k in per_class})
+    metrics = [m for m in (*BINARY_METRICS, *SURFACE_METRICS) if f"{m}_class{classes[0]}" in scores]
+    rows = [
+        "| Class | " + " | ".join(_label(m) for m in metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for k in classes:
+        rows.append(
+            f"| {k} | " + " | ".join(_cell(scores.get(f"{m}_class{k}", float("nan"))) for m in metrics) + " |"
+        )
+    return "\n".join(rows)
 
 
 def synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
@@ -281,6 +433,19 @@ def synthetic_as_folder(cfg: Any, split: str, root: Path) -> Any:
     return changed
 
 
+def _has_own_split(cfg: Any) -> bool:
+    from hlfnet.data.layouts import discover
+
+    return cfg.format != "synthetic" and discover(cfg).official
+
+
+def _drop_unshown(rows: list[dict[str, Any]], dataset: str) -> None:
+    if dataset != "isic2017":
+        for row in rows:
+            for key in [k for k in row if k.endswith("thresholded_jaccard")]:
+                del row[key]
+
+
 def evaluate_run(
     run: str | os.PathLike[str],
     split: str = "test",
@@ -289,6 +454,9 @@ def evaluate_run(
     output: str | os.PathLike[str] | None = None,
     write: bool = True,
     checkpoint: str = "best",
+    surface: bool = True,
+    nsd_tolerance: float = 1.0,
+    all_cases: bool | None = None,
     **predictor_options: Any,
 ) -> EvaluationResult:
     """Score a run on one split and write ``per_case.csv``, ``summary.json`` and ``summary.md``.
@@ -303,6 +471,11 @@ def evaluate_run(
         write: write the files (``False``: only return the result).
         checkpoint: ``"best"`` (default) or ``"last"`` weights of a run folder; ``last`` is written to
             ``RUN/evaluation/<split>-last`` so it never replaces the best weights' evaluation.
+        surface: also report the boundary metrics HD95, ASSD and NSD (at the original image size, and per
+            volume in mm).
+        nsd_tolerance: NSD tolerance, in pixels for 2-D images and mm for volumes (default 1).
+        all_cases: score every case of the data folder instead of one split; ``None`` = when ``data_root``
+            is given and its layout has no split folders of its own (a foreign folder is scored whole).
         **predictor_options: options of :class:`~hlfnet.evaluation.predictor.Predictor` (``tta``,
             ``largest_component``, ``batch_size``, ``backend``, ``progress``...).
 
@@ -338,21 +511,34 @@ def evaluate_run(
 
             ids = synthetic_ids(split, cfg.synthetic_count(split))
         cfg = predictor.cfg = synthetic_as_folder(cfg, split, loaded.output_folder("the synthetic data"))
-    pairs = pairs_for_split(cfg, split, ids)
+    if all_cases is None:
+        all_cases = data_root is not None and not _has_own_split(cfg)
+    if all_cases:
+        from hlfnet.data.layouts import discover
+
+        pairs = sorted(discover(cfg).all_pairs(), key=lambda p: p.id)
+        split = "all"
+    else:
+        pairs = pairs_for_split(cfg, split, ids)
     if not pairs:
         raise ValueError(f"{cfg.root}: the {split} split is empty")
     logger.info("evaluating %s on %d %s case(s) of %s", loaded.name, len(pairs), split, cfg.root)
+    boundary = {"surface": surface, "tolerance": nsd_tolerance}
     slices: list[dict[str, Any]] = []
     if cfg.is_volume:
-        cases, slices = _evaluate_volumes(predictor, pairs, cfg, split)
-        levels = {"slice": _means(slices, "slice"), "volume": _means(cases, "volume")}
+        cases, slices = _evaluate_volumes(predictor, pairs, cfg, split, boundary)
         counts = {"slice": len(slices), "volume": len(cases)}
         primary = "slice"
     else:
-        cases = _evaluate_images(predictor, pairs, cfg)
-        levels = {"original": _means(cases, "original"), "network": _means(cases, "network")}
+        cases = _evaluate_images(predictor, pairs, cfg, boundary)
         counts = {"original": len(cases), "network": len(cases)}
         primary = "original"
+    _drop_unshown(cases, cfg.format)
+    _drop_unshown(slices, cfg.format)
+    if cfg.is_volume:
+        levels = {"slice": _means(slices, "slice"), "volume": _means(cases, "volume")}
+    else:
+        levels = {"original": _means(cases, "original"), "network": _means(cases, "network")}
     try:
         paper_name = get_model_spec(loaded.model_name).paper_name
     except KeyError:
@@ -374,6 +560,10 @@ def evaluate_run(
             "largest_component": predictor.largest_component,
             "threshold": predictor.threshold,
             "backend": backend,
+            "surface_metrics": surface,
+            "nsd_tolerance": nsd_tolerance if surface else None,
+            "surface_units": ("mm" if cfg.is_volume else "pixels") if surface else None,
+            "label_values": list(cfg.label_values) if cfg.label_values is not None else None,
             "weights": str(loaded.weights),
             "weights_sha256": file_sha256(loaded.weights) if Path(loaded.weights).is_file() else None,
         },

@@ -14,9 +14,24 @@ Every score is per image (the first dimension is the batch) over any number of s
 ``(B, H, W)`` batch of slices and a ``(1, D, H, W)`` volume (3D Dice per patient) go through the same code.
 The challenge then averages per-image scores over images (a macro average), which is what
 :func:`mean_scores` does.
+
+Boundary metrics (:func:`surface_scores`) are MONAI's, per foreground class, in the units of ``spacing``
+(mm for volumes with a header, pixels otherwise):
+
+* ``hd95`` — :func:`monai.metrics.compute_hausdorff_distance` with ``percentile=95`` (symmetric);
+* ``assd`` — :func:`monai.metrics.compute_average_surface_distance` with ``symmetric=True``;
+* ``nsd`` — :func:`monai.metrics.compute_surface_dice` (normalised surface Dice) at ``tolerance``.
+
+Empty masks, stated because MONAI leaves them to the caller (it gives NaN or inf and a warning): a class
+absent from both prediction and truth scores **NaN** in all three (nothing to measure; left out of means, as
+MONAI's ``do_metric_reduction`` does); a class present in only one of them scores NSD **0** (MONAI's rule)
+and HD95 = ASSD = **the diagonal of the image** in the same units (the largest possible distance, so that a
+missed or hallucinated structure is penalised as far as possible while means stay finite).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import Tensor
@@ -31,6 +46,8 @@ __all__ = [
     "foreground_mean",
     "scores_from_logits",
     "mean_scores",
+    "SURFACE_METRICS",
+    "surface_scores",
 ]
 
 BINARY_METRICS: tuple[str, ...] = (
@@ -192,3 +209,75 @@ def scores_from_logits(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
 def mean_scores(scores: dict[str, Tensor]) -> dict[str, float]:
     """Macro average over images, as the challenge reports: ``{metric: (B,)} -> {metric: float}``."""
     return {metric: float(value.to(torch.float64).mean()) for metric, value in scores.items()}
+
+
+SURFACE_METRICS: tuple[str, ...] = ("hd95", "assd", "nsd")
+"""Keys of :func:`surface_scores`, in the order tables show them."""
+
+
+def surface_scores(
+    pred: Tensor,
+    target: Tensor,
+    num_classes: int,
+    spacing: tuple[float, ...] | None = None,
+    tolerance: float = 1.0,
+) -> dict[str, Tensor]:
+    """HD95, ASSD and NSD of every foreground class of one case, with MONAI (see the module docstring).
+
+    Args:
+        pred: predicted labels ``(*S)`` (2-D or 3-D), integers in ``[0, num_classes)``.
+        target: true labels, same shape.
+        num_classes: classes including background.
+        spacing: size of a pixel/voxel per axis of ``S`` (mm); ``None`` = 1 (distances in pixels).
+        tolerance: NSD tolerance, in the units of ``spacing``.
+
+    Returns:
+        ``{"hd95", "assd", "nsd"}: float64 tensor (num_classes - 1,)``, entry ``k - 1`` for class ``k``.
+
+    Raises:
+        ValueError: shapes differ, not 2-D/3-D, ``spacing`` of the wrong length, ``tolerance`` < 0.
+    """
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
+
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    if pred.ndim not in (2, 3):
+        raise ValueError(f"surface metrics need a 2-D or 3-D label map, got shape {tuple(pred.shape)}")
+    spacing = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * pred.ndim
+    if len(spacing) != pred.ndim or min(spacing) <= 0:
+        raise ValueError(f"spacing must give {pred.ndim} positive sizes, got {list(spacing)}")
+    if tolerance < 0:
+        raise ValueError(f"NSD tolerance must be ≥ 0, got {tolerance}")
+    diagonal = float(sum((n * s) ** 2 for n, s in zip(pred.shape, spacing, strict=True)) ** 0.5)
+    out = {m: torch.full((num_classes - 1,), float("nan"), dtype=torch.float64) for m in SURFACE_METRICS}
+    for k in range(1, num_classes):
+        p, t = pred == k, target == k
+        has_p, has_t = bool(p.any()), bool(t.any())
+        if not has_p and not has_t:
+            continue
+        if has_p != has_t:
+            out["hd95"][k - 1] = out["assd"][k - 1] = diagonal
+            out["nsd"][k - 1] = 0.0
+            continue
+        y_pred, y = p[None, None].float(), t[None, None].float()
+        with warnings.catch_warnings():
+            # MONAI 1.5+ warns about its own internal use of a deprecated argument of get_mask_edges
+            warnings.simplefilter("ignore", FutureWarning)
+            out["hd95"][k - 1] = float(
+                compute_hausdorff_distance(y_pred, y, include_background=True, percentile=95, spacing=spacing)
+            )
+            out["assd"][k - 1] = float(
+                compute_average_surface_distance(
+                    y_pred, y, include_background=True, symmetric=True, spacing=spacing
+                )
+            )
+            out["nsd"][k - 1] = float(
+                compute_surface_dice(y_pred, y, [float(tolerance)], include_background=True, spacing=spacing)
+            )
+    return out

@@ -213,13 +213,15 @@ def _load_cases(
             index = int(row["slice_index"])
             data, meta = load_volume(pair.image)
             tensor = volume_to_slices(data, predictor.cfg, affine=meta.affine)[index]
-            labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes)
+            labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes, cfg.label_values)
             truth = labels_to_slices(labels, meta.affine, cfg.image_size)[index].numpy()
             jaccard = float(row["slice_jaccard"])
         else:
             pair = pairs[row["id"]]
             tensor, _ = preprocess_image(pair.image, predictor.cfg)
-            truth = resize_mask(read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold), cfg.image_size)
+            truth = resize_mask(
+                read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values), cfg.image_size
+            )
             jaccard = float(row["original_jaccard"]) if "original_jaccard" in row else None
         cases.append(ReportCase(row["id"], tensor, np.asarray(truth), jaccard, label))
     return cases

@@ -2,8 +2,12 @@
 
 Cases are paired by name: a prediction ``<id>.png`` (what ``hlfnet predict`` writes) or ``<id>.nii[.gz]``
 matches a ground truth with the same name, or with the suffix ``_segmentation`` (the ISIC layout, any case) or
-``_mask``. Each pair is scored exactly as the ISIC challenge scorer does (:func:`hlfnet.evaluation.score_labels`:
-per image, at the masks' own size; volumes as one 3-D case), and the per-case scores are averaged.
+``_mask``; a prediction's nnU-Net channel tag ``_0000`` is dropped (``hlfnet predict`` on ``imagesTs/``); or the suffix given as ``gt_suffix`` (``_lesion`` for ``IMD002_lesion.bmp``). Each pair is scored
+exactly as the ISIC challenge scorer does (:func:`hlfnet.evaluation.score_labels`: per image, at the masks'
+own size; volumes as one 3-D case), with per-class Dice/Jaccard for multi-class and the boundary metrics HD95,
+ASSD and NSD (MONAI's; in mm from a NIfTI header, else in pixels unless ``spacing`` is given); the per-case
+scores are averaged (a boundary metric is left out of the mean for a case without the structure in either
+mask). Thresholded Jaccard (ISIC 2018's) is reported only when every case id is an ISIC id.
 
 A ground truth without a prediction is an error (a missing case would flatter the mean); predictions without a
 ground truth are ignored with a warning.
@@ -27,7 +31,11 @@ __all__ = ["ScoreResult", "pair_folders", "score_folders"]
 
 logger = logging.getLogger(__name__)
 
-_MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".npy")
+_MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif", ".npy")
+# nnU-Net's first channel file (``case_0000.png``, what `hlfnet predict imagesTs/` names its output) is case ``case``
+_PREDICTION_TAG = re.compile(r"(_segmentation|_mask|_0000)$", re.IGNORECASE)
+_FOV_TAG = re.compile(r"(_fov|_mask)$", re.IGNORECASE)
+_ISIC_ID = re.compile(r"^ISIC_\d+$")
 _TRUTH_TAG = re.compile(r"(_segmentation|_mask)$", re.IGNORECASE)
 
 
@@ -41,7 +49,7 @@ class ScoreResult:
     ignored: list[str] = field(default_factory=list)
 
 
-def _case_key(path: Path) -> str | None:
+def _case_key(path: Path, tag: re.Pattern[str] = _TRUTH_TAG) -> str | None:
     from hlfnet.data.io import is_nifti, nifti_stem
 
     if is_nifti(path):
@@ -50,15 +58,15 @@ def _case_key(path: Path) -> str | None:
         stem = path.stem
     else:
         return None
-    return _TRUTH_TAG.sub("", stem)
+    return tag.sub("", stem)
 
 
-def _files(folder: Path, role: str) -> dict[str, Path]:
+def _files(folder: Path, role: str, tag: re.Pattern[str] = _TRUTH_TAG) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such {role} folder")
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        key = _case_key(path) if path.is_file() and not path.name.startswith(".") else None
+        key = _case_key(path, tag) if path.is_file() and not path.name.startswith(".") else None
         if key is None:
             continue
         if key in found:
@@ -68,21 +76,31 @@ def _files(folder: Path, role: str) -> dict[str, Path]:
         found[key] = path
     if not found:
         raise ValueError(
-            f"{folder}: no mask files (PNG, BMP, TIFF, .npy, .nii, .nii.gz) in this {role} folder"
+            f"{folder}: no mask files (PNG, BMP, TIFF, GIF, .npy, .nii, .nii.gz) in this {role} folder"
         )
     return found
 
 
+def truth_tag(gt_suffix: str | None) -> re.Pattern[str]:
+    """The ground-truth name ending stripped to get the case id: ``_segmentation``/``_mask``, or ``gt_suffix``."""
+    if gt_suffix is None:
+        return _TRUTH_TAG
+    return re.compile(f"{re.escape(gt_suffix)}$", re.IGNORECASE)
+
+
 def pair_folders(
-    pred: str | os.PathLike[str], truth: str | os.PathLike[str]
+    pred: str | os.PathLike[str], truth: str | os.PathLike[str], gt_suffix: str | None = None
 ) -> tuple[list[tuple[str, Path, Path]], list[str]]:
     """``[(case id, prediction, ground truth)]`` sorted by id, and the prediction ids without a ground truth.
+
+    ``gt_suffix`` replaces the default ground-truth endings (``_segmentation``, ``_mask``).
 
     Raises:
         FileNotFoundError: a missing folder. ValueError: no masks, duplicate cases, or ground truths without
             a prediction (lists them).
     """
-    predictions, truths = _files(Path(pred), "prediction"), _files(Path(truth), "ground-truth")
+    predictions = _files(Path(pred), "prediction", _PREDICTION_TAG)
+    truths = _files(Path(truth), "ground-truth", truth_tag(gt_suffix))
     missing = sorted(set(truths) - set(predictions))
     if missing:
         raise ValueError(
@@ -92,23 +110,43 @@ def pair_folders(
     return [(key, predictions[key], truths[key]) for key in sorted(truths)], ignored
 
 
-def _read_pair(prediction: Path, truth: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_pair(
+    prediction: Path, truth: Path, num_classes: int, label_values: tuple[int, ...] | None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]:
+    """Prediction and truth as class indices, and the voxel size (mm) of NIfTI volumes (``None`` for 2-D)."""
     from hlfnet.data.io import is_nifti, read_mask
 
     if is_nifti(prediction) != is_nifti(truth):
         raise ValueError(f"{prediction} and {truth}: one is a NIfTI volume, the other a 2-D mask")
+    spacing = None
     if not is_nifti(prediction):
-        pred, gt = read_mask(prediction, num_classes), read_mask(truth, num_classes)
+        pred = read_mask(prediction, num_classes, label_values=label_values)
+        gt = read_mask(truth, num_classes, label_values=label_values)
     else:
         from hlfnet.data import load_volume
         from hlfnet.data.io import load_label_volume
 
         volume, meta = load_volume(prediction)
-        pred = load_label_volume(prediction, meta, volume.shape, num_classes)
-        gt = load_label_volume(truth, meta, volume.shape, num_classes)  # same shape and affine, or an error
+        pred = load_label_volume(prediction, meta, volume.shape, num_classes, label_values)
+        # same shape and affine, or an error
+        gt = load_label_volume(truth, meta, volume.shape, num_classes, label_values)
+        spacing = tuple(float(z) for z in np.sqrt((meta.affine[:3, :3] ** 2).sum(axis=0)))
     if pred.shape != gt.shape:
         raise ValueError(f"{prediction}: shape {pred.shape} differs from its ground truth {truth} {gt.shape}")
-    return pred, gt
+    return pred, gt, spacing
+
+
+def _read_fov(fovs: dict[str, Path], folder: Path, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    from hlfnet.data.io import raw_mask
+
+    if key not in fovs:
+        raise FileNotFoundError(
+            f"{folder}: no field-of-view mask for case {key!r} (<case>, <case>_fov or <case>_mask)"
+        )
+    fov = raw_mask(fovs[key])
+    if fov.shape != shape:
+        raise ValueError(f"{fovs[key]}: field-of-view mask shape {fov.shape} differs from the case's {shape}")
+    return fov
 
 
 def score_folders(
@@ -116,6 +154,12 @@ def score_folders(
     truth: str | os.PathLike[str],
     num_classes: int = 2,
     output: str | os.PathLike[str] | None = None,
+    gt_suffix: str | None = None,
+    label_values: tuple[int, ...] | None = None,
+    surface: bool = True,
+    spacing: tuple[float, ...] | None = None,
+    tolerance: float = 1.0,
+    fov: str | os.PathLike[str] | None = None,
 ) -> ScoreResult:
     """Score every prediction in ``pred`` against its ground truth in ``truth``.
 
@@ -125,28 +169,59 @@ def score_folders(
         num_classes: classes including background (binary: 2).
         output: folder to write ``per_case.csv``, ``summary.json`` and ``summary.md`` into (hlfnet's output
             policy: only its own earlier files are replaced).
+        gt_suffix: ground-truth name ending after the case id (``_lesion``); default ``_segmentation``/``_mask``.
+        label_values: stored value of each class in both folders (``(0, 128, 255)``); sets ``num_classes``.
+        surface: also compute HD95, ASSD and NSD.
+        spacing: pixel size per axis for 2-D masks (default 1: pixels); volumes use their header.
+        tolerance: NSD tolerance in mm (volumes) or in the units of ``spacing``.
+        fov: folder of field-of-view masks (``<case>``, ``<case>_fov`` or ``<case>_mask``; non-zero = scored).
 
     Returns:
         The :class:`ScoreResult`.
     """
-    from hlfnet.evaluation.evaluate import score_labels
+    from hlfnet.data.io import is_nifti
+    from hlfnet.evaluation.evaluate import case_means, score_labels
 
-    pairs, ignored = pair_folders(pred, truth)
+    if label_values is not None:
+        label_values = tuple(int(v) for v in label_values)
+        if len(label_values) < 2 or len(set(label_values)) != len(label_values):
+            raise ValueError(f"label_values must list at least 2 distinct values, got {list(label_values)}")
+        num_classes = len(label_values)
+    pairs, ignored = pair_folders(pred, truth, gt_suffix)
     if ignored:
         logger.warning(
             "%s: %d prediction(s) without a ground truth ignored, e.g. %s", pred, len(ignored), ignored[:3]
         )
+    fovs = _files(Path(fov), "field-of-view", _FOV_TAG) if fov is not None else {}
     cases = []
     for key, prediction, gt_path in pairs:
-        p, t = _read_pair(prediction, gt_path, num_classes)
-        cases.append({"id": key, **score_labels(p, t, num_classes)})
-    metrics = [k for k in cases[0] if k != "id"]
+        p, t, volume_spacing = _read_pair(prediction, gt_path, num_classes, label_values)
+        mask = _read_fov(fovs, Path(fov), key, p.shape) if fov is not None else None
+        scores = score_labels(
+            p,
+            t,
+            num_classes,
+            surface=surface,
+            spacing=volume_spacing or spacing,
+            tolerance=tolerance,
+            fov=mask,
+        )
+        cases.append({"id": key, **scores})
+    if not all(_ISIC_ID.match(c["id"]) for c in cases):
+        for case in cases:
+            case.pop("thresholded_jaccard", None)
+    means = case_means(cases)
+    units = "mm" if spacing or any(is_nifti(prediction) for _, prediction, _ in pairs) else "pixels"
     summary = {
         "predictions": str(pred),
         "ground_truth": str(truth),
         "cases": len(cases),
         "num_classes": num_classes,
-        "mean": {m: float(np.mean([c[m] for c in cases])) for m in metrics},
+        "mean": means,
+        "label_values": list(label_values) if label_values is not None else None,
+        "surface_units": units if surface else None,
+        "nsd_tolerance": tolerance if surface else None,
+        "field_of_view": str(fov) if fov is not None else None,
         "ignored_predictions": ignored,
     }
     result = ScoreResult(cases=cases, summary=summary, ignored=ignored)
@@ -156,11 +231,27 @@ def score_folders(
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """The means as a one-row markdown table."""
-    metrics = list(summary["mean"])
-    header = "| cases | " + " | ".join(m.replace("_", " ") for m in metrics) + " |"
-    row = f"| {summary['cases']} | " + " | ".join(f"{summary['mean'][m]:.4f}" for m in metrics) + " |"
-    return "\n".join([header, "|---:|" + "---:|" * len(metrics), row]) + "\n"
+    """The means as a one-row markdown table, and a per-class table for multi-class."""
+    from hlfnet.evaluation.evaluate import class_table, metric_columns
+
+    means = summary["mean"]
+    main, per_class = metric_columns(means)
+    labels = {"hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
+    header = "| cases | " + " | ".join(labels.get(m, m.replace("_", " ")) for m in main) + " |"
+    row = (
+        f"| {summary['cases']} | "
+        + " | ".join("n/a" if means[m] != means[m] else f"{means[m]:.4f}" for m in main)
+        + " |"
+    )
+    text = "\n".join([header, "|---:|" + "---:|" * len(main), row]) + "\n"
+    if per_class:
+        text += "\n" + class_table(means) + "\n"
+    if summary.get("surface_units"):
+        text += (
+            f"\nHD95/ASSD in {summary['surface_units']}, NSD at tolerance {summary['nsd_tolerance']}; n/a = no "
+            "case with the structure in prediction or truth.\n"
+        )
+    return text
 
 
 def _write(folder: Path, cases: list[dict[str, Any]], summary: dict[str, Any]) -> Path:

@@ -132,7 +132,9 @@ def predict_and_write(
         # probabilities first: a mask under its final name means the case is complete
         if save_probabilities and prediction.probabilities is not None:
             write_probability_maps(prediction.probabilities, probability_folder, stem, output)
-        yield write_mask_png(prediction.mask, target, predictor.num_classes, root=output)
+        yield write_mask_png(
+            prediction.mask, target, predictor.num_classes, root=output, label_values=predictor.output_values
+        )
 
 
 def options(predictor: Predictor, save_probabilities: bool) -> dict[str, Any]:
@@ -142,5 +144,6 @@ def options(predictor: Predictor, save_probabilities: bool) -> dict[str, Any]:
         "largest_component": predictor.largest_component,
         "threshold": predictor.threshold,
         "probabilities": save_probabilities,
+        "label_values_written": list(predictor.output_values) if predictor.output_values else None,
         "data": predictor.cfg.to_dict(),
     }

@@ -71,6 +71,7 @@ class Predictor:
         bf16: bool = False,
         workers: int = 2,
         progress: bool = False,
+        class_indices: bool = False,
     ) -> None:
         from hlfnet.data.config import DataConfig
 
@@ -109,7 +110,14 @@ class Predictor:
         self.threshold = threshold
         self.workers = max(0, workers)
         self.progress = progress
+        self.class_indices = class_indices
         self.source: dict[str, Any] = {}
+
+    @property
+    def output_values(self) -> tuple[int, ...] | None:
+        """The values written for each class: the data's ``label_values`` (the user's encoding) unless
+        ``class_indices``; ``None`` = the default encoding (binary 0/255, multi-class 0..K-1)."""
+        return None if self.class_indices else self.cfg.label_values
 
     @classmethod
     def from_path(
@@ -220,7 +228,13 @@ class Predictor:
         """
         prediction = self.predict_volume_array(path)
         return write_volume_prediction(
-            prediction.labels, prediction.probabilities, path, out_path, probabilities_path, root
+            prediction.labels,
+            prediction.probabilities,
+            path,
+            out_path,
+            probabilities_path,
+            root,
+            self.output_values,
         )
 
     # ------------------------------------------------------------------ files and folders

@@ -2,7 +2,8 @@
 
 Every file is written atomically, never through a symlink and, given the output folder ``root``, never outside
 it (:mod:`hlfnet.atomic`). Masks are never lossy: binary masks are written 0/255, multi-class masks as the class
-indices. Probability maps go to the ``probabilities/`` sub-folder of an output folder (:data:`PROBABILITY_DIR`):
+indices — or, given the data's ``label_values``, in the user's own encoding (class ``k`` → ``label_values[k]``;
+16-bit PNG when a value exceeds 255). Probability maps go to the ``probabilities/`` sub-folder of an output folder (:data:`PROBABILITY_DIR`):
 ``<stem>.png`` for a binary model, ``<stem>_class<k>.png`` for every foreground class ``k`` otherwise, and
 ``<stem>.nii.gz`` (the foreground probability) for a volume.
 """
@@ -17,6 +18,7 @@ import numpy as np
 __all__ = [
     "PROBABILITY_DIR",
     "probability_names",
+    "encode_labels",
     "write_mask_png",
     "write_probability_maps",
     "write_probability_png",
@@ -32,8 +34,10 @@ def write_mask_png(
     path: str | os.PathLike[str],
     num_classes: int = 2,
     root: str | os.PathLike[str] | None = None,
+    label_values: tuple[int, ...] | None = None,
 ) -> Path:
-    """Write labels as an 8-bit grey PNG: binary as 0/255, multi-class as the class indices.
+    """Write labels as an 8-bit grey PNG: binary as 0/255, multi-class as the class indices, or with
+    ``label_values`` as those values (class ``k`` → ``label_values[k]``; 16-bit when one exceeds 255).
 
     The file is written atomically and never through a symlink (:mod:`hlfnet.atomic`); with ``root`` it must
     lie inside that folder.
@@ -49,10 +53,22 @@ def write_mask_png(
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: masks are written as PNG only (lossless), not {path.suffix!r}")
-    data = (mask > 0).astype(np.uint8) * 255 if num_classes == 2 else mask.astype(np.uint8)
+    if label_values is not None:
+        data = encode_labels(mask, label_values)
+    else:
+        data = (mask > 0).astype(np.uint8) * 255 if num_classes == 2 else mask.astype(np.uint8)
     with atomic_path(path, root) as tmp:
-        Image.fromarray(data, mode="L").save(tmp, format="PNG", optimize=False, compress_level=1)
+        image = Image.fromarray(data) if data.dtype == np.uint16 else Image.fromarray(data, mode="L")
+        image.save(tmp, format="PNG", optimize=False, compress_level=1)
     return path
+
+
+def encode_labels(labels: np.ndarray, label_values: tuple[int, ...]) -> np.ndarray:
+    """Class indices → the stored values ``label_values[k]`` (``uint8``, or ``uint16`` above 255)."""
+    if max(label_values) > 65535:
+        raise ValueError(f"label values above 65535 cannot be written as PNG: {list(label_values)}")
+    table = np.asarray(label_values, dtype=np.uint8 if max(label_values) <= 255 else np.uint16)
+    return table[np.asarray(labels, dtype=np.intp)]
 
 
 def write_probability_png(
@@ -98,6 +114,7 @@ def write_volume_prediction(
     out_path: str | os.PathLike[str],
     probabilities_path: str | os.PathLike[str] | None = None,
     root: str | os.PathLike[str] | None = None,
+    label_values: tuple[int, ...] | None = None,
 ) -> Path:
     """Write a volume's labels as a NIfTI with the geometry (affine and header) of the input volume.
 
@@ -109,6 +126,7 @@ def write_volume_prediction(
         probabilities_path: also write the foreground probability (``uint8``, ``round(255 p)``; multi-class:
             1 - p(background)) there, with the same geometry.
         root: the output folder both files must stay inside.
+        label_values: write class ``k`` as ``label_values[k]`` (values up to 255).
 
     Returns:
         ``out_path``.
@@ -118,4 +136,11 @@ def write_volume_prediction(
     if probabilities_path is not None:
         foreground = probabilities[:, 0] if probabilities.shape[1] == 1 else 1.0 - probabilities[:, 0]
         slices_to_volume(np.rint(foreground * 255).astype(np.uint8), reference, probabilities_path, root=root)
+    if label_values is not None:
+        if max(label_values) > 255:
+            raise ValueError(
+                f"label values {list(label_values)} exceed 255: NIfTI predictions are written as uint8; predict "
+                "class indices instead (--class-indices)"
+            )
+        labels = encode_labels(labels, label_values)
     return slices_to_volume(labels, reference, out_path, root=root)
