@@ -17,6 +17,7 @@ Reports ratios and peaks (JSON on stdout); numbers depend on the machine and its
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -49,7 +50,9 @@ def start(model: Path, budget_mb: float, log: Path, *extra: str) -> tuple[subpro
         "--memory-budget-mb", str(budget_mb), "--log-level", "warning", *extra,
     ]  # fmt: skip
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=out, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        process = subprocess.Popen(
+            command, stdout=out, stderr=out, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -128,16 +131,19 @@ def idle_run(model: Path, idle: int, requests: int, work: Path) -> dict[str, obj
         ok = 0
         with httpx.Client(timeout=30) as client:
             for _ in range(requests):
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     ok += client.get(f"{url}/readyz").status_code == 200
-                except httpx.HTTPError:
-                    pass
     finally:
         for sock in sockets:
             sock.close()
         process.send_signal(signal.SIGTERM)
         process.wait(60)
-    return {"idle_sockets": idle, "requests": requests, "answered_share": ok / requests, "log_bytes": log.stat().st_size}
+    return {
+        "idle_sockets": idle,
+        "requests": requests,
+        "answered_share": ok / requests,
+        "log_bytes": log.stat().st_size,
+    }
 
 
 def main() -> None:

@@ -156,8 +156,10 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
         return json.loads(path.read_bytes().decode("utf-8"))
     except RecursionError:
         raise UserError(f"{path}: {what} nested too deeply to be one hlfnet wrote") from None
-    except (UnicodeDecodeError, ValueError) as error:
-        raise UserError(f"{path}: not a valid {what} ({error})") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: unreadable {what} ({error})") from None
+    except ValueError as error:
+        raise UserError(f"{path}: {what} is not valid JSON ({error})") from None
 
 
 def safe_yaml_load(path: str | os.PathLike[str]) -> Any:

@@ -25,6 +25,8 @@ __all__ = ["LimitedH11Protocol", "serve", "connection_limit"]
 
 logger = logging.getLogger(__name__)
 
+#: When the connection cap was last reported (monotonic seconds).
+_LAST_WARNING = [0.0]
 #: Largest request head (request line and headers) uvicorn buffers.
 MAX_HEAD_BYTES = 16 * 1024
 
@@ -37,14 +39,13 @@ class LimitedH11Protocol(H11Protocol):
 
     max_connections = 1024
     header_timeout_s = 10.0
-    _last_warning = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             now = time.monotonic()
-            if now - LimitedH11Protocol._last_warning > 10:  # one line per 10 s, not one per socket
-                LimitedH11Protocol._last_warning = now
+            if now - _LAST_WARNING[0] > 10:  # one line per 10 s, not one per socket
+                _LAST_WARNING[0] = now
                 logger.warning("more than %d connections open: closing new ones", self.max_connections)
             transport.close()
             return
