@@ -3,8 +3,9 @@ are open.
 
 1. **Budget.** The real server (``python -m hlfnet serve``) with ``--memory-budget-mb B``; ``--clients``
    concurrent uploads of the largest image the server accepts (a PNG of ``pixel_limit`` pixels, a few hundred
-   kB on the wire). The server's peak resident memory (``VmHWM``) above its idle resident memory is compared
-   with the budget: the ratio should stay at or below 1.
+   kB on the wire), after a warm-up batch of small images. The server's peak resident memory (``VmHWM``)
+   above its warm peak (the network's workspace for one batch, which the budget does not cover) is compared
+   with the budget: the ratio should stay at or below 1. The ratio above the idle memory is reported too.
 2. **Idle sockets.** ``--idle`` sockets that never finish their request head are opened, then legitimate
    requests are sent; the share answered 200 should be 1, and the server log should stay small.
 
@@ -88,11 +89,17 @@ def budget_run(model: Path, budget_mb: float, clients: int, work: Path, timeout:
     process, url = start(model, budget_mb, work / "budget.log", "--request-timeout", str(timeout))
     try:
         idle = rss_kib(process.pid, "VmRSS")
+        small = largest_png(192 * 256)
 
-        def one(i: int) -> int:
+        def one(i: int, data: bytes = payload) -> int:
             with httpx.Client(timeout=timeout + 30) as client:
-                return client.post(f"{url}/api/v1/predict", files={"file": (f"{i}.png", payload)}).status_code
+                return client.post(f"{url}/api/v1/predict", files={"file": (f"{i}.png", data)}).status_code
 
+        # warm-up: a full batch of small images, so that the network's own workspace (activations of one
+        # batch, outside the budget) is in the baseline; the budget is about decoded uploads
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: one(i, small), range(8)))
+        warm = rss_kib(process.pid, "VmHWM")
         start_time = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             codes = list(pool.map(one, range(clients)))
@@ -109,8 +116,10 @@ def budget_run(model: Path, budget_mb: float, clients: int, work: Path, timeout:
         "upload_kb": round(len(payload) / 1024, 1),
         "answers": {str(c): codes.count(c) for c in sorted(set(codes))},
         "idle_rss_mb": round(idle / 1024, 1),
+        "warm_peak_rss_mb": round(warm / 1024, 1),
         "peak_rss_mb": round(peak / 1024, 1),
         "peak_above_idle_over_budget": round((peak - idle) / budget_kib, 3),
+        "peak_above_warm_over_budget": round((peak - warm) / budget_kib, 3),
         "wall_s": round(elapsed, 1),
     }
 
