@@ -16,12 +16,15 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from hlfnet import __version__
-from hlfnet.errors import UserError
+from hlfnet.errors import Terminated, UserError
 
 AREAS = (
     "hlfnet.models.cli",
@@ -48,6 +51,7 @@ _OS_ADVICE = {
     errno.ENAMETOOLONG: "file name too long",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
     errno.ENOMEM: "out of memory: lower data.image_size or train.batch_size",
+    errno.EFBIG: "file too large for this file system or for the file size limit (ulimit -f)",
 }
 
 
@@ -101,6 +105,24 @@ def user_message(error: BaseException) -> str | None:
     return " ".join(str(message).split()) or type(error).__name__
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextmanager
+def signal_policy() -> Iterator[None]:
+    """SIGTERM raises :class:`~hlfnet.errors.Terminated` (status 143), Ctrl-C :class:`KeyboardInterrupt`
+    (130), whatever the command is doing; the handlers in place before are restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -125,10 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with signal_policy():
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print(f"hlfnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as error:
+        print(
+            f"hlfnet {args.command}: terminated ({error}); files already written are complete: rerun the same "
+            "command to finish (train: --resume RUN)",
+            file=sys.stderr,
+        )
+        return 143
     except Exception as error:
         message = user_message(error)
         if args.verbose or message is None:

@@ -8,7 +8,7 @@ as a bug in hlfnet (traceback and how to report it), except the operating-system
 
 from __future__ import annotations
 
-__all__ = ["UserError", "OutputRefused", "ResourceLimitError", "NonFiniteError"]
+__all__ = ["UserError", "OutputRefused", "ResourceLimitError", "NonFiniteError", "Terminated"]
 
 
 class UserError(ValueError):
@@ -25,3 +25,10 @@ class ResourceLimitError(UserError):
 
 class NonFiniteError(UserError):
     """A NaN or infinite value where a finite one is needed (hyper-parameter, loss, weights)."""
+
+
+class Terminated(BaseException):  # noqa: N818 -- named like KeyboardInterrupt, its sibling
+    """The process received SIGTERM: the CLI says so on one line and exits with status 143 (128 + 15).
+
+    A :class:`BaseException`, like :class:`KeyboardInterrupt`, so that no ``except Exception`` swallows it.
+    """

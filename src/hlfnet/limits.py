@@ -12,12 +12,14 @@ YAML file size             1 MiB                           ``HLFNET_MAX_YAML_BYT
 YAML aliases per file      100                             ``HLFNET_MAX_YAML_ALIASES``
 YAML values (expanded)     100 000                         ``HLFNET_MAX_YAML_NODES``
 network parameters         500 000 000 (estimated)         ``HLFNET_MAX_PARAMETERS``
+JSON file size             64 MiB                          ``HLFNET_MAX_JSON_BYTES``
 training activations       the memory available now        ``HLFNET_MAX_ACTIVATION_BYTES`` (``0``: no check)
 =========================  ==============================  =======================================================
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -27,12 +29,14 @@ from hlfnet.errors import ResourceLimitError, UserError
 
 __all__ = [
     "LIMITS",
+    "check_declared_bytes",
     "check_image_pixels",
     "check_volume_voxels",
     "check_network_size",
     "check_training_memory",
     "estimate_parameters",
     "limit",
+    "read_json",
     "check_yaml_text",
     "safe_yaml_load",
 ]
@@ -45,7 +49,12 @@ LIMITS: dict[str, tuple[str, int, str]] = {
     "yaml_aliases": ("HLFNET_MAX_YAML_ALIASES", 100, "aliases per YAML file"),
     "yaml_nodes": ("HLFNET_MAX_YAML_NODES", 100_000, "values per YAML file"),
     "parameters": ("HLFNET_MAX_PARAMETERS", 500_000_000, "network parameters"),
+    "json_bytes": ("HLFNET_MAX_JSON_BYTES", 64 * 2**20, "bytes per JSON file"),
 }
+
+#: Deflate's best case: a gzip stream never holds more than about 1032 bytes per compressed byte. A
+#: ``.nii.gz`` whose header declares more data than that bound allows is refused before decompressing.
+GZIP_MAX_RATIO = 1032
 
 #: Bytes a training forward keeps for backward per input pixel and per unit of ``base_channels`` (HLF-Net,
 #: the heaviest network: 1166 MiB at batch 6, 192×256, base 16; docs/benchmarks.md), with a margin.
@@ -62,12 +71,23 @@ def limit(name: str) -> int:
     text = os.environ.get(variable)
     if text is None or not text.strip():
         return default
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise UserError(f"environment variable {variable}={text!r} must be a positive integer") from None
+    value = _integer_variable(variable, text)
     if value < 1:
         raise UserError(f"environment variable {variable}={text!r} must be a positive integer")
+    return value
+
+
+def _integer_variable(variable: str, text: str) -> int:
+    """``text`` as an integer (``1e9`` allowed); ``inf``, ``nan``, ``1e400`` and words are refused."""
+    try:
+        number = float(text)
+        value = int(number)
+    except (ValueError, OverflowError):
+        raise UserError(
+            f"environment variable {variable}={text!r} must be a finite integer such as 1000000"
+        ) from None
+    if value != number or abs(value) >= 2**63:
+        raise UserError(f"environment variable {variable}={text!r} must be an integer below 2**63")
     return value
 
 
@@ -100,6 +120,46 @@ def check_volume_voxels(shape: tuple[int, ...], source: Any) -> None:
     voxels = math.prod(int(s) for s in shape)
     if voxels > limit("volume_voxels"):
         raise _refuse("volume_voxels", f"{source}: volume of shape {tuple(shape)}", voxels)
+
+
+def check_declared_bytes(declared: int, available: int, source: Any, what: str) -> None:
+    """Refuse a file whose header declares more bytes of data than the file can hold, before allocating.
+
+    Args:
+        declared: bytes the header says follow (offset included).
+        available: the most bytes the file can deliver (its size; for gzip, size × :data:`GZIP_MAX_RATIO`).
+        source: the file, named in the error.
+        what: what the header declares (``"shape (800, 800, 800) float64"``).
+    """
+    if declared > available:
+        raise UserError(
+            f"{source}: truncated or forged file: its header declares {what} ({declared:,} bytes) but the file "
+            f"can hold at most {available:,}; restore it from its source"
+        )
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """Parse a JSON file within ``HLFNET_MAX_JSON_BYTES`` and a sane nesting depth; every error is one line.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ResourceLimitError: the file is larger than the limit.
+        UserError: not UTF-8 JSON, or nested too deeply (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    size = path.stat().st_size
+    if size > limit("json_bytes"):
+        raise _refuse("json_bytes", f"{path}: {what}", size)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise UserError(f"{path}: {what} nested too deeply to be one hlfnet wrote") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: unreadable {what} ({error})") from None
+    except ValueError as error:
+        raise UserError(f"{path}: {what} is not valid JSON ({error})") from None
 
 
 def safe_yaml_load(path: str | os.PathLike[str]) -> Any:
@@ -163,26 +223,38 @@ def _expanded_size(value: Any, seen: dict[int, int]) -> int:
     return seen[key]
 
 
-def estimate_parameters(base_channels: int, depth: int) -> int:
+def estimate_parameters(base_channels: int, depth: int, in_channels: int = 4, out_channels: int = 1) -> int:
     """A generous estimate of the parameters of an :class:`~hlfnet.models.EncoderDecoderNet` (the real count is
-    about 0.7× of it for the paper's networks); exact enough to refuse absurd sizes before building them."""
-    return 40 * (int(base_channels) * 2 ** int(depth)) ** 2
+    about 0.7× of it for the paper's networks); exact enough to refuse absurd sizes before building them.
+
+    The first and last convolutions grow with the channels: ``27 · base_channels · (in + out)`` (3×3×3
+    kernels, the larger case) is added, so that ``in_channels: 10**9`` is refused before allocating.
+    """
+    body = 40 * (int(base_channels) * 2 ** int(depth)) ** 2
+    return body + 27 * int(base_channels) * (int(in_channels) + int(out_channels))
 
 
 def check_network_size(kwargs: dict[str, Any], key_prefix: str = "model.") -> None:
-    """Refuse network settings whose estimated parameter count exceeds ``HLFNET_MAX_PARAMETERS``."""
+    """Refuse network settings whose estimated parameter count exceeds ``HLFNET_MAX_PARAMETERS``.
+
+    ``kwargs`` holds ``base_channels`` and ``depth`` and, when known, ``in_channels`` and ``out_channels``.
+    """
     base = kwargs.get("base_channels", 16)
     depth = kwargs.get("depth", 4)
+    channels = {k: kwargs.get(k, d) for k, d in (("in_channels", 4), ("out_channels", 1))}
     for key, value, top in (("base_channels", base, 4096), ("depth", depth, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
             raise UserError(f"config key '{key_prefix}{key}' must be an integer in [1, {top}], got {value!r}")
-    estimate = estimate_parameters(base, depth)
+    for key, value in channels.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"config key '{key_prefix}{key}' must be a positive integer, got {value!r}")
+    estimate = estimate_parameters(base, depth, channels["in_channels"], channels["out_channels"])
     if estimate > limit("parameters"):
-        raise _refuse(
-            "parameters",
-            f"config keys '{key_prefix}base_channels'={base}, '{key_prefix}depth'={depth}: network of about",
-            estimate,
+        sizes = ", ".join(
+            f"'{key_prefix}{k}'={v}"
+            for k, v in (("base_channels", base), ("depth", depth), *channels.items())
         )
+        raise _refuse("parameters", f"config keys {sizes}: network of about", estimate)
 
 
 def available_memory() -> int | None:
@@ -203,12 +275,7 @@ def check_training_memory(batch_size: int, image_size: tuple[int, int], kwargs: 
     """
     text = os.environ.get("HLFNET_MAX_ACTIVATION_BYTES")
     if text is not None and text.strip():
-        try:
-            budget: int | None = int(float(text))
-        except ValueError:
-            raise UserError(
-                f"environment variable HLFNET_MAX_ACTIVATION_BYTES={text!r} must be an integer"
-            ) from None
+        budget: int | None = _integer_variable("HLFNET_MAX_ACTIVATION_BYTES", text)
         if budget == 0:
             return
     else:

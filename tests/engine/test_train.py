@@ -125,7 +125,7 @@ def test_existing_run_folder_is_refused_unless_overwrite(tmp_path: Path, engine_
         train(config, run, overwrite=True)
     assert (run / "stale.txt").exists() and (run / "model.safetensors").exists()
     (run / "stale.txt").unlink()
-    (run / "checkpoints" / ".last.ckpt.abcd1234.tmp").write_bytes(b"left by a kill")
+    (run / "checkpoints" / ".last.ckpt.hlfnet-abcd1234.tmp").write_bytes(b"left by a kill")
     result = train(config, run, overwrite=True)
     assert len(result.metrics) == 1 and not list(run.rglob("*.tmp"))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from hlfnet.atomic import folder_lock
 from hlfnet.errors import OutputRefused
 from hlfnet.evaluation.predictor.discovery import find_inputs, output_stems, refuse_input_folder
 from hlfnet.evaluation.predictor.inference import activate, flip_averaged, resize_probabilities, to_labels
@@ -89,10 +90,11 @@ def test_an_output_folder_is_claimed_then_refused_then_resumed(tmp_path: Path) -
     planned = ["a.png", "b.png", MANIFEST_NAME]
     signature = prediction_signature({"input": "in", "tta": False})
     assert signature == prediction_signature({"tta": False, "input": "in"}) and len(signature) == 16
-    assert prepare_output(out, planned, overwrite=False, signature=signature) == set()
-    (out / "a.png").write_bytes(b"mask")
-    # killed after a.png: the same signature resumes and keeps it, another one is refused without --overwrite
-    assert prepare_output(out, planned, overwrite=False, signature=signature) == {"a.png"}
-    with pytest.raises(FileExistsError, match="already holds predictions"):
-        prepare_output(out, planned, overwrite=False, signature=prediction_signature({"tta": True}))
-    assert prepare_output(out, planned, overwrite=True, signature=signature) == set()
+    with folder_lock(out):  # prepare_output runs under the folder's lock, as predict_to_folder holds it
+        assert prepare_output(out, planned, overwrite=False, signature=signature) == set()
+        (out / "a.png").write_bytes(b"mask")
+        # killed after a.png: the same signature resumes and keeps it, another is refused without --overwrite
+        assert prepare_output(out, planned, overwrite=False, signature=signature) == {"a.png"}
+        with pytest.raises(FileExistsError, match="already holds predictions"):
+            prepare_output(out, planned, overwrite=False, signature=prediction_signature({"tta": True}))
+        assert prepare_output(out, planned, overwrite=True, signature=signature) == set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def digest_tree(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, str]:
             key = str(path.relative_to(root))
             if path.is_symlink():
                 found[key] = "link:" + os.readlink(path)
+            elif not stat.S_ISREG(path.lstat().st_mode):  # a FIFO or socket: reading it would block
+                found[key] = f"special:{stat.S_IFMT(path.lstat().st_mode):o}"
             else:
                 found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found

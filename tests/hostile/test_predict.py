@@ -126,7 +126,7 @@ def test_rerun_after_a_kill_finishes_the_rest(
     (out / "case_1.png").unlink()
     (out / "case_2.png").unlink()
     (out / "predictions.json").unlink()
-    (out / ".case_1.png.k1ll3d00.tmp").write_bytes(b"\x89PNG trunc")
+    (out / ".case_1.png.hlfnet-k1ll3d00.tmp").write_bytes(b"\x89PNG trunc")
     expect_ok(capsys, _predict(run, images, out))
     assert {p.name: p.read_bytes() for p in out.glob("case_*.png")} == reference
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

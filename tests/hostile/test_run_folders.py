@@ -102,7 +102,7 @@ def test_run_dir_below_a_file(tmp_path: Path, cache: Path, capsys: pytest.Captur
 def test_overwrite_of_own_run_succeeds_and_marks_it(
     run: Path, tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (run / "checkpoints" / ".last.ckpt.abcd1234.tmp").write_bytes(b"half")
+    (run / "checkpoints" / ".last.ckpt.hlfnet-abcd1234.tmp").write_bytes(b"half")
     expect_ok(capsys, [*_train(run, cache, "train.max_epochs=1"), "--overwrite"])
     marker = json.loads((run / ".hlfnet-output.json").read_text())
     assert marker["kind"] == "run" and "config_sha256" in marker
@@ -212,7 +212,7 @@ def test_resume_with_a_broken_config_yaml(
 
 
 def test_resume_cleans_temporaries_and_continues(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    leftover = run / "checkpoints" / ".last.ckpt.x1y2z3w4.tmp"
+    leftover = run / "checkpoints" / ".last.ckpt.hlfnet-x1y2z3w4.tmp"
     leftover.write_bytes(b"killed mid-write")
     expect_ok(capsys, ["train", "--resume", str(run), "--set", "train.max_epochs=3"])
     assert not leftover.exists()

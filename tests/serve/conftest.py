@@ -133,7 +133,9 @@ def free_port() -> int:
 
 
 def clean_exit(code: int) -> int:
-    return 0 if code == -signal.SIGTERM else code
+    """0 for a graceful stop on SIGTERM: hlfnet's signal policy answers it with status 143 (128 + 15) and a
+    line, after uvicorn has shut down cleanly (a process killed by the signal itself ends with -15)."""
+    return 0 if code in (-signal.SIGTERM, 128 + signal.SIGTERM) else code
 
 
 @dataclass

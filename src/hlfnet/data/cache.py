@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hlfnet.atomic import check_target, temporary_prefix
 from hlfnet.data.config import DataConfig
 from hlfnet.data.io import load_label_volume, load_volume, npy_header, pil_header, read_image, read_mask
 from hlfnet.data.layouts import Pair
@@ -264,6 +265,8 @@ def load_or_build(
         return _build(cfg, pairs, in_channels, None, progress)
     key = cache_key(cfg, split, pairs, in_channels)
     final = cfg.cache_root / "arrays" / f"{cfg.format}-{split}-{key}"
+    # arrays/ and the entry are hlfnet's: a link there is refused, never written through nor deleted through
+    check_target(final / "meta.json", cfg.cache_root)
     if (final / "meta.json").is_file():
         logger.debug("cache hit %s", final)
         try:
@@ -275,7 +278,7 @@ def load_or_build(
             )
             shutil.rmtree(final, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(final.name), suffix=".tmp", dir=final.parent))
     try:
         start = time.perf_counter()
         store = _build(cfg, pairs, in_channels, tmp, progress)

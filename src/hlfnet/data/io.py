@@ -18,24 +18,35 @@ maps stored values to classes (list index = class, unlisted values → backgroun
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from hlfnet.errors import ResourceLimitError, UserError
-from hlfnet.limits import LIMITS, check_image_pixels, check_volume_voxels, limit
+from hlfnet.limits import (
+    GZIP_MAX_RATIO,
+    LIMITS,
+    check_declared_bytes,
+    check_image_pixels,
+    check_volume_voxels,
+    limit,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "NIFTI_SUFFIXES",
     "VolumeMeta",
+    "check_nifti_size",
+    "check_regular_file",
     "read_image",
     "read_mask",
     "labels_to_classes",
     "unmapped_values",
     "load_volume",
     "load_label_volume",
+    "read_label_data",
     "is_nifti",
     "nifti_stem",
 ]
@@ -45,6 +56,37 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".npy")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def check_regular_file(path: Path, what: str = "input") -> None:
+    """Refuse, naming it, a path that is missing or not a regular file (a FIFO, a socket, a device, a folder
+    or a broken link): reading one would block, fail obscurely, or be skipped without a word.
+
+    Raises:
+        FileNotFoundError: nothing there (a broken link is named as such).
+        UserError: something other than a regular file.
+    """
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise UserError(
+                f"{path}: is a broken symbolic link (its target is missing); fix or remove it"
+            ) from None
+        raise FileNotFoundError(f"{path}: file not found") from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a device"
+        )
+        raise UserError(f"{path}: is {kind}, not a regular file; hlfnet reads only regular files as {what}")
 
 
 def is_nifti(path: Path) -> bool:
@@ -75,8 +117,7 @@ def pil_header(path: Path):
 
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+    check_regular_file(path, "an image")
     try:
         with warnings.catch_warnings():
             # hlfnet's own limit (HLFNET_MAX_IMAGE_PIXELS) decides, with a one-line error, not PIL's warning
@@ -116,12 +157,21 @@ def _minmax(array: np.ndarray, path: Path) -> np.ndarray:
     return (array - low) / (high - low)
 
 
+_NPY_KINDS = {
+    "U": "text",
+    "S": "bytes",
+    "V": "structured or raw",
+    "M": "dates",
+    "m": "durations",
+    "c": "complex",
+}
+
+
 def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of a ``.npy`` file from its header alone, checked against the file's size."""
     from numpy.lib import format as npy_format
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+    check_regular_file(path, "an array")
     try:
         with path.open("rb") as handle:
             version = npy_format.read_magic(handle)
@@ -134,6 +184,16 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
         raise ValueError(f"{path}: unreadable or truncated .npy array ({error})") from error
     if dtype.hasobject:
         raise ValueError(f"{path}: .npy array of Python objects; only numeric arrays are read (no pickle)")
+    if (
+        dtype.kind not in "biuf"
+        or dtype.itemsize < 1
+        or dtype.names is not None
+        or dtype.subdtype is not None
+    ):
+        raise UserError(
+            f"{path}: .npy array of type {dtype} ({_NPY_KINDS.get(dtype.kind, 'not numeric')}); images are arrays "
+            "of booleans, integers or floats"
+        )
     needed = (
         offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if all(s >= 0 for s in shape) else -1
     )
@@ -169,8 +229,6 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: file not found")
         array = _load_npy(path)
         if array.ndim == 2:
             array = array[..., None]
@@ -333,8 +391,7 @@ class VolumeMeta(NamedTuple):
 def _load_nifti(path: Path):
     import nibabel as nib
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+    check_regular_file(path, "a volume")
     try:
         img = nib.load(str(path))
         shape = tuple(int(s) for s in img.shape)
@@ -346,13 +403,39 @@ def _load_nifti(path: Path):
             "(2-D images go in PNG/TIFF/.npy folders, format: folder)"
         )
     check_volume_voxels(shape, path)
+    check_nifti_size(img, shape, path)
     affine = np.asarray(img.affine, dtype=np.float64)
-    if not np.isfinite(affine).all() or abs(float(np.linalg.det(affine[:3, :3]))) < 1e-12:
+    if not np.isfinite(affine).all() or _singular(affine[:3, :3]):
         raise UserError(
             f"{path}: the NIfTI affine is singular or not finite (all zero?): the file has no usable geometry; "
             "fix its qform/sform (e.g. nibabel's img.set_qform)"
         )
     return img
+
+
+def check_nifti_size(img, shape: tuple[int, ...], path: Path) -> None:
+    """Refuse a NIfTI whose header declares more data than the file can hold, before reading any of it."""
+    header = img.header
+    dtype = header.get_data_dtype()
+    if dtype.itemsize < 1 or dtype.kind not in "biuf":
+        raise UserError(f"{path}: NIfTI data type {dtype} is not a numeric type hlfnet reads")
+    declared = int(header.get_data_offset()) + math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    gzipped = path.name.lower().endswith(".gz")
+    check_declared_bytes(
+        declared,
+        size * GZIP_MAX_RATIO if gzipped else size,
+        path,
+        f"shape {shape} of {dtype}{' (compressed)' if gzipped else ''}",
+    )
+
+
+def _singular(matrix: np.ndarray) -> bool:
+    """Singular relative to the size of its columns (voxel sizes): 10 µm voxels are fine, zeros are not."""
+    norms = np.linalg.norm(matrix, axis=0)
+    if not (norms > 0).all():
+        return True
+    return abs(float(np.linalg.det(matrix))) <= 1e-6 * float(np.prod(norms))
 
 
 def _nifti_data(img, path: Path) -> np.ndarray:
@@ -392,6 +475,20 @@ def load_volume(path: str | Path) -> tuple[np.ndarray, VolumeMeta]:
     if bad.any():
         raise ValueError(f"{path}: {int(bad.sum())} NaN/inf voxel(s)")
     return data, VolumeMeta(path, np.asarray(img.affine, dtype=np.float64), img.header)
+
+
+def read_label_data(path: str | Path) -> np.ndarray:
+    """The data of a NIfTI label volume as stored (any dtype), after the header checks of every NIfTI read.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_volume` (names the file).
+    """
+    path = Path(path)
+    img = _load_nifti(path)
+    try:
+        return np.asarray(img.dataobj)
+    except Exception as error:  # truncated gzip streams raise EOFError, zlib.error, OSError...
+        raise ValueError(f"{path}: unreadable or truncated NIfTI data ({type(error).__name__})") from error
 
 
 def load_label_volume(

@@ -10,7 +10,6 @@ Unpaired images or masks are an error naming them (with ``skip_bad`` a warning w
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -401,10 +400,9 @@ def _msd(cfg: DataConfig, root: Path) -> Discovered:
     manifest = root / "dataset.json"
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: MSD dataset.json not found")
-    try:
-        meta = json.loads(manifest.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{manifest}: not valid JSON ({error})") from error
+    from hlfnet.limits import read_json
+
+    meta = read_json(manifest, "MSD dataset.json")
     entries = meta.get("training") if isinstance(meta, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{manifest}: no 'training' list of {{'image', 'label'}} entries")

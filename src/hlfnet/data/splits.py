@@ -24,6 +24,7 @@ from hlfnet.atomic import atomic_write_bytes
 from hlfnet.data.config import SPLITS, DataConfig
 from hlfnet.data.layouts import Discovered, Pair, discover
 from hlfnet.data.synthetic import synthetic_ids
+from hlfnet.limits import read_json
 
 __all__ = ["resolve_split", "split_counts", "default_split_path", "split_pairs", "read_split", "write_split"]
 
@@ -62,14 +63,7 @@ def read_split(path: str | os.PathLike[str], available: set[str] | None = None) 
             line naming the file.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: split file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: unreadable split file ({error})") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: split file is not valid JSON ({error})") from None
+    data = read_json(path, "split file")
     split = _checked(data, path)
     if available is None:
         return split
@@ -90,7 +84,10 @@ def read_split(path: str | os.PathLike[str], available: set[str] | None = None) 
 
 
 def write_split(
-    path: str | os.PathLike[str], split: Mapping[str, list[str]], extra: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str],
+    split: Mapping[str, list[str]],
+    extra: Mapping[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a split file atomically (:func:`hlfnet.atomic.atomic_write_bytes`); :func:`read_split` reads it.
 
@@ -98,6 +95,7 @@ def write_split(
         path: the JSON file to write.
         split: ``{"train": [ids], "val": [ids], "test": [ids]}``.
         extra: facts recorded before the ids (e.g. the seed); :func:`read_split` leaves them out.
+        root: the folder ``path`` must stay inside, never below a link (:func:`hlfnet.atomic.check_target`).
 
     Returns:
         ``path``.
@@ -107,7 +105,7 @@ def write_split(
     """
     path = Path(path)
     data = {**(extra or {}), **_checked(split, path)}
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode(), root)
     return path
 
 
@@ -161,6 +159,7 @@ def _file_split(cfg: DataConfig, found: Discovered) -> dict[str, list[str]]:
         path,
         split,
         {"format": cfg.format, "root": str(cfg.root), "seed": cfg.seed, "fractions": list(cfg.fractions)},
+        root=None if cfg.split_file else cfg.cache_root,  # the cache's splits/ is never a link
     )
     logger.info("seeded split %s saved to %s", {s: len(v) for s, v in split.items()}, path)
     return split

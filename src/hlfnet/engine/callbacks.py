@@ -46,7 +46,15 @@ log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` into memory, then :func:`hlfnet.atomic.atomic_write_bytes` (temp file, fsync, rename)."""
+    """``torch.save`` into memory, then :func:`hlfnet.atomic.atomic_write_bytes` (temp file, fsync, rename).
+
+    Args:
+        root: the run folder every checkpoint must stay inside, never below a link (``None``: no check).
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        super().__init__()
+        self.root = root
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -55,7 +63,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue(), self.root)
 
 
 class RandomStateCallback(L.Callback):
@@ -97,14 +105,14 @@ class RandomStateCallback(L.Callback):
                 torch.cuda.set_rng_state_all(states)
 
 
-def write_metrics_csv(path: str | Path, rows: list[dict[str, float]]) -> None:
+def write_metrics_csv(path: str | Path, rows: list[dict[str, float]], root: str | Path | None = None) -> None:
     """Write ``rows`` (keys :data:`~hlfnet.engine.module.EPOCH_COLUMNS`) as CSV, atomically."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(EPOCH_COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (int(row[k]) if k == "epoch" else repr(float(row[k]))) for k in EPOCH_COLUMNS})
-    atomic_write_bytes(path, text.getvalue().encode())
+    atomic_write_bytes(path, text.getvalue().encode(), root)
 
 
 def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
@@ -123,7 +131,9 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
         ]
 
 
-def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "") -> None:
+def plot_curves(
+    rows: list[dict[str, float]], path: str | Path, title: str = "", root: str | Path | None = None
+) -> None:
     """Draw losses and validation metrics per epoch into a PNG (atomically).
 
     Args:
@@ -157,7 +167,7 @@ def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), root)
 
 
 class RunRecorder(L.Callback):
@@ -235,13 +245,14 @@ class RunRecorder(L.Callback):
                         "best_val_jaccard": row["val_jaccard"],
                         "best_val_accuracy": row["val_accuracy"],
                     },
+                    root=self.run_dir,
                 )
             self._write_files()
 
     def _write_files(self) -> None:
-        write_metrics_csv(self.run_dir / "metrics.csv", self.history)
+        write_metrics_csv(self.run_dir / "metrics.csv", self.history, self.run_dir)
         try:
-            plot_curves(self.history, self.run_dir / "curves.png", self.title)
+            plot_curves(self.history, self.run_dir / "curves.png", self.title, self.run_dir)
         except Exception as error:  # a plot must never stop a training
             log.warning("could not draw %s: %s", self.run_dir / "curves.png", error)
 

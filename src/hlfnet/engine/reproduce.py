@@ -29,9 +29,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+from hlfnet.atomic import atomic_write_bytes, check_target, owned_outputs
 from hlfnet.data.splits import read_split
 from hlfnet.engine.config import load_config
+from hlfnet.errors import OutputRefused, UserError
 
 __all__ = [
     "CONTROL_NETWORKS",
@@ -51,6 +54,7 @@ TABLE1_NETWORKS = ("unet", "resunet", "hlfnet_hfe", "hlfnet_lfe", "hlfnet")
 #: control, the skeleton of the three HLE-Net variants without either module.
 CONTROL_NETWORKS = ("unet16",)
 PROTOCOLS = ("cpu", "cpu_paper", "gpu")
+TABLE_NAME = "table1.md"
 
 
 @dataclass(frozen=True)
@@ -159,13 +163,12 @@ def _train_all(plan: ReproducePlan) -> dict[str, float]:
     for network in plan.networks:
         if network not in todo:
             logger.info("%s: already trained (%s)", network, plan.runs_dir / network)
-    plan.runs_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     walls: dict[str, float] = {}
     running: dict[str, tuple[subprocess.Popen, float, object]] = {}
 
     def start(network: str) -> None:
-        log = open(plan.runs_dir / f"{network}.log", "a")  # noqa: SIM115 -- closed when the process ends
+        log = open_log(plan.runs_dir, f"{network}.log")
         logger.info("%s: training, log %s", network, log.name)
         running[network] = (
             subprocess.Popen(plan.commands[network], stdout=log, stderr=subprocess.STDOUT, env=env),
@@ -179,7 +182,10 @@ def _train_all(plan: ReproducePlan) -> dict[str, float]:
         log.close()
         walls[network] = time.perf_counter() - started
         if code != 0:
-            raise RuntimeError(f"{network}: training failed (exit {code}); see {plan.runs_dir / network}.log")
+            raise UserError(
+                f"{plan.runs_dir / network}.log: training {network} failed (exit status {code}); its last lines "
+                f"say why. Fix that and rerun the same command: finished networks are kept, {network} resumes"
+            )
         logger.info("%s: trained in %.1f min", network, walls[network] / 60)
 
     try:
@@ -197,6 +203,21 @@ def _train_all(plan: ReproducePlan) -> dict[str, float]:
             process.terminate()
             log.close()
     return walls
+
+
+def open_log(folder: Path, name: str) -> IO[str]:
+    """Open ``folder/name`` for appending a training's output: never through a symbolic link.
+
+    The caller has claimed ``name`` (:func:`hlfnet.atomic.owned_outputs`), so it is hlfnet's own log.
+    """
+    path = check_target(folder / name, folder)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError:
+        if path.is_symlink():
+            raise OutputRefused(f"{path}: is a symbolic link; hlfnet never writes through links") from None
+        raise
+    return os.fdopen(fd, "a")
 
 
 def _check_same_split(runs: list[Path]) -> None:
@@ -244,10 +265,15 @@ def reproduce(
     trained: list[Path] = []
     tables = []
     for plan in plans:
-        walls = _train_all(plan)
-        trained += [plan.runs_dir / n for n in plan.networks]
-        _check_same_split(trained)
-        tables.append(_tabulate(plan, walls))
+        # The runs folder is reproduce's: its table and logs are replaced only when reproduce wrote them, and
+        # two reproductions never write into it at once.
+        names = [TABLE_NAME, *(f"{n}.log" for n in plan.networks)]
+        legacy = _legacy_outputs(plan.runs_dir, plan.networks)
+        with owned_outputs(plan.runs_dir, names, "reproduce", overwrite=True, legacy=legacy):
+            walls = _train_all(plan)
+            trained += [plan.runs_dir / n for n in plan.networks]
+            _check_same_split(trained)
+            tables.append(_tabulate(plan, walls))
     if seeds is None:
         return tables[0]
     from hlfnet.atomic import atomic_write_bytes
@@ -258,6 +284,21 @@ def reproduce(
     text += "\nPer seed: " + ", ".join(str(t) for t in tables) + "\n"
     atomic_write_bytes(out, text.encode())
     return out
+
+
+def _legacy_outputs(runs_dir: Path, networks: tuple[str, ...]) -> list[str]:
+    """What a reproduce from before the marker wrote in ``runs_dir``: a table that starts as ours does, and
+    the log of each network whose run folder hlfnet made (used only while the folder has no marker)."""
+    names = [f"{n}.log" for n in networks if (runs_dir / n / "config.yaml").is_file()]
+    table = runs_dir / TABLE_NAME
+    try:
+        if table.is_file() and not table.is_symlink():
+            with table.open("rb") as handle:
+                if handle.read(64).startswith(b"# Table 1 (ISIC 2017), protocol "):
+                    names.append(TABLE_NAME)
+    except OSError:
+        pass
+    return names
 
 
 def seed_spread_markdown(seed_dirs: dict[int | None, Path], networks: tuple[str, ...]) -> str:
@@ -314,8 +355,6 @@ def _tabulate(plan: ReproducePlan, walls: dict[str, float]) -> Path:
             f"{n} {s / 60:.1f} min" for n, s in walls.items()
         )
         text += "\n"
-    out = plan.runs_dir / "table1.md"
-    from hlfnet.atomic import atomic_write_bytes
-
-    atomic_write_bytes(out, text.encode())
+    out = plan.runs_dir / TABLE_NAME
+    atomic_write_bytes(out, text.encode(), root=plan.runs_dir)
     return out

@@ -21,6 +21,7 @@ resume refuses a ``config.yaml`` edited in ways the checkpoint cannot honour, li
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -37,9 +38,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from hlfnet.atomic import (
+    LOCK,
     atomic_write_bytes,
+    check_tree,
     clean_temporaries,
     clear_owned,
+    folder_lock,
     foreign_entries,
     read_marker,
     record_outputs,
@@ -54,7 +58,7 @@ from hlfnet.engine.callbacks import (
 )
 from hlfnet.engine.config import ExperimentConfig, config_to_dict, load_config, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
-from hlfnet.errors import OutputRefused, UserError
+from hlfnet.errors import OutputRefused, Terminated, UserError
 from hlfnet.models import create_model
 
 __all__ = ["RunResult", "best_row", "train", "run_files", "prepare_run_dir", "load_run_config"]
@@ -82,6 +86,10 @@ RUN_ENTRIES = (
     "report.html",
 )
 _NESTED = {"checkpoints": ("best.ckpt", "last.ckpt")}
+#: Entries of a run folder that other commands write (each replaces only its own kind; ``hlfnet.atomic``).
+_OTHER_KINDS = {"evaluation": "evaluation", "export": "export", "report.html": "report"}
+#: Sub-folders that Lightning writes into (its checkpoints and loggers): checked for links before training.
+_LIGHTNING_FOLDERS = ("checkpoints", "logs")
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,7 @@ def prepare_run_dir(
         if not last.is_file():
             raise FileNotFoundError(f"{last}: no checkpoint to resume from")
         return
-    if os.path.lexists(run_dir):
+    if os.path.lexists(run_dir) and not _new_folder(run_dir):
         if not overwrite:
             raise FileExistsError(
                 f"{run_dir}: run folder exists; pass --resume {run_dir} to continue it or --overwrite to replace it"
@@ -189,7 +197,12 @@ def prepare_run_dir(
         clear_owned(run_dir, legacy, _NESTED)
     if create:
         run_dir.mkdir(parents=True, exist_ok=True)
-        record_outputs(run_dir, RUN_ENTRIES, "run")
+        record_outputs(run_dir, RUN_ENTRIES, "run", kinds=_OTHER_KINDS)
+
+
+def _new_folder(run_dir: Path) -> bool:
+    """A folder that this command has just made to lock it: empty but for the lock file."""
+    return run_dir.is_dir() and not run_dir.is_symlink() and [p.name for p in run_dir.iterdir()] == [LOCK]
 
 
 def check_run_name(name: str) -> None:
@@ -437,7 +450,7 @@ def build_trainer(
         deterministic=t.deterministic,
         logger=_loggers(run_dir) if logger else False,
         callbacks=[recorder, RandomStateCallback(), checkpoint, *(callbacks or [])],
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(run_dir)],
         check_val_every_n_epoch=1,
         num_sanity_val_steps=0,
         limit_train_batches=t.limit_train_batches,
@@ -526,42 +539,45 @@ def train(
         window=config.data.patch_size if config.data.is_patch_plan else None,
         loss=config.train.loss,
     )
-    if is_launcher:
-        prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    if is_launcher and resume:
-        _check_split_unchanged(config, run_dir / SPLIT_FILE)
-        clean_temporaries(
-            run_dir, recursive=True
-        )  # what a killed run left (e.g. checkpoints/.last.ckpt.*.tmp)
-    if is_launcher and not resume:
-        save_config(config, run_dir / CONFIG_FILE)
-        record_outputs(
-            run_dir,
-            RUN_ENTRIES,
-            "run",
-            config=json.loads(json.dumps(config_to_dict(config), default=str)),
-            config_sha256=config_fingerprint(config),
-        )
-        split = resolve_split(config.data)
-        write_split(run_dir / SPLIT_FILE, split)
-        if plan is not None:
-            atomic_write_bytes(run_dir / PLAN_FILE, plan.to_json().encode())
-            log.info("%s", plan.describe())
-        log.info(
-            "run %s: %s on %s (%s), %d train / %d val images",
-            run_dir,
-            config.model.name,
-            config.data.format,
-            config.data.root or "built in",
-            len(split["train"]),
-            len(split["val"]),
-        )
+    # One command per run folder: a second train, resume or overwrite of it is refused before changing it.
+    with folder_lock(run_dir) if is_launcher else contextlib.nullcontext():
+        if is_launcher:
+            prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+            for sub in _LIGHTNING_FOLDERS:  # Lightning's writers follow links: none may be there
+                check_tree(run_dir / sub, run_dir)
+        if is_launcher and resume:
+            _check_split_unchanged(config, run_dir / SPLIT_FILE)
+            clean_temporaries(run_dir, recursive=True)  # what a killed run left (checkpoints/.last.ckpt...)
+        if is_launcher and not resume:
+            save_config(config, run_dir / CONFIG_FILE)
+            record_outputs(
+                run_dir,
+                RUN_ENTRIES,
+                "run",
+                kinds=_OTHER_KINDS,
+                config=json.loads(json.dumps(config_to_dict(config), default=str)),
+                config_sha256=config_fingerprint(config),
+            )
+            split = resolve_split(config.data)
+            write_split(run_dir / SPLIT_FILE, split, root=run_dir)
+            if plan is not None:
+                atomic_write_bytes(run_dir / PLAN_FILE, plan.to_json().encode(), root=run_dir)
+                log.info("%s", plan.describe())
+            log.info(
+                "run %s: %s on %s (%s), %d train / %d val images",
+                run_dir,
+                config.model.name,
+                config.data.format,
+                config.data.root or "built in",
+                len(split["train"]),
+                len(split["val"]),
+            )
 
-    trainer, recorder = build_trainer(config, run_dir, callbacks)
-    ckpt_path = run_dir / LAST_CHECKPOINT if resume else None
-    if resume:
-        log.info("resuming %s from %s", run_dir, ckpt_path)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer, recorder = build_trainer(config, run_dir, callbacks)
+        ckpt_path = run_dir / LAST_CHECKPOINT if resume else None
+        if resume:
+            log.info("resuming %s from %s", run_dir, ckpt_path)
+        fit(trainer, module, datamodule, ckpt_path)
 
     files = run_files(run_dir)
     # From the file, not the recorder: under ddp_spawn the training happened in other processes.
@@ -574,6 +590,28 @@ def train(
         metrics=metrics,
         files=files,
     )
+
+
+def fit(
+    trainer: L.Trainer,
+    module: SegmentationModule,
+    datamodule: SegmentationDataModule,
+    ckpt_path: Path | None,
+) -> None:
+    """``trainer.fit``, with Lightning's ways of ending on a signal turned into hlfnet's (``docs/safety.md``).
+
+    Lightning answers Ctrl-C with ``sys.exit(1)`` and SIGTERM with a quiet ``SystemExit`` (status 0); both
+    become what the CLI reports as such: :class:`KeyboardInterrupt` (130, ``interrupted``) and
+    :class:`~hlfnet.errors.Terminated` (143). The last checkpoint stays, so ``train --resume`` continues.
+    """
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:
+        if trainer.received_sigterm:
+            raise Terminated("SIGTERM") from None
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def best_row(metrics: list[dict[str, float]]) -> dict[str, float] | None:

@@ -150,14 +150,14 @@ def _compare(args: argparse.Namespace) -> int:
             + paired_markdown(results)
         )
     if args.output:
-        from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
+        from hlfnet.atomic import atomic_write_bytes, owned_outputs
 
         out = Path(args.output)
         tables = {"table1.md": markdown, "table1.csv": csv_text}
-        claim_outputs(out, list(tables), overwrite=True)  # replaces its own tables, never another file
-        for name, text in tables.items():
-            atomic_write_bytes(out / name, text.encode(), root=out)
-        record_outputs(out, list(tables), "compare")
+        # replaces its own tables, never another file nor reproduce's table1.md
+        with owned_outputs(out, list(tables), "compare", overwrite=True):
+            for name, text in tables.items():
+                atomic_write_bytes(out / name, text.encode(), root=out)
         print(f"wrote {out / 'table1.md'} and {out / 'table1.csv'}", file=sys.stderr)
     print(csv_text if args.csv else markdown, end="")
     return 0

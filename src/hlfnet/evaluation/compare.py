@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +62,12 @@ def _read_summary(run: Path, split: str) -> dict[str, Any]:
         raise FileNotFoundError(f"{run}: no such run folder")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `hlfnet evaluate {run} --split {split}` first")
+    from hlfnet.limits import read_json
+
+    summary = read_json(path, "evaluation summary")
     try:
-        summary = json.loads(path.read_text())
         summary["levels"][summary["primary"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (KeyError, TypeError) as error:
         raise ValueError(
             f"{path}: not an evaluation summary written by hlfnet evaluate ({error!r})"
         ) from None

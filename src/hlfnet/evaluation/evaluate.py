@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
+from hlfnet.atomic import atomic_write_bytes, owned_outputs
 from hlfnet.evaluation.metrics import (
     BINARY_METRICS,
     SURFACE_METRICS,
@@ -585,10 +585,9 @@ def evaluate_run(
         }
         # Re-scoring replaces the files an earlier evaluation wrote here, never anyone else's (hlfnet.atomic).
         legacy = EVALUATION_FILES if output is None else ()
-        claim_outputs(folder, list(files), overwrite=True, legacy=legacy)
-        for name, data in files.items():
-            atomic_write_bytes(folder / name, data, root=folder)
-        record_outputs(folder, list(files), "evaluation")
+        with owned_outputs(folder, list(files), "evaluation", overwrite=True, legacy=legacy):
+            for name, data in files.items():
+                atomic_write_bytes(folder / name, data, root=folder)
         result.output = folder
         logger.info("wrote %s", folder)
     return result

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hlfnet.atomic import atomic_path, atomic_write_bytes, claim_outputs, record_outputs
+from hlfnet.atomic import atomic_path, atomic_write_bytes, owned_outputs
+from hlfnet.limits import read_json
 
 __all__ = ["EXPORT_FORMATS", "export_model", "export_run", "OnnxModel", "exported_json_path", "load_exported"]
 
@@ -77,10 +78,20 @@ def export_model(
     # --overwrite replaces an export hlfnet wrote, never another file, a folder or a symlink (hlfnet.atomic);
     # exports from before the marker live in a run's export/ folder
     names = [path.name, exported_json_path(path).name]
-    claim_outputs(
-        path.parent, names, overwrite=overwrite, legacy=names if path.parent.name == "export" else ()
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    legacy = names if path.parent.name == "export" else ()
+    with owned_outputs(path.parent, names, "export", overwrite=overwrite, legacy=legacy):
+        _export(model, path, fmt, input_size, opset, info)
+    return path
+
+
+def _export(
+    model: torch.nn.Module,
+    path: Path,
+    fmt: str,
+    input_size: tuple[int, ...],
+    opset: int,
+    info: dict[str, Any] | None,
+) -> None:
     model = model.eval()
     example = torch.rand(2, model.in_channels, *(int(s) for s in input_size))
     with atomic_path(path, path.parent) as tmp:
@@ -114,11 +125,9 @@ def export_model(
         "out_channels": int(getattr(model, "out_channels", 1)),
     }
     atomic_write_bytes(exported_json_path(path), json.dumps(description, indent=2).encode(), root=path.parent)
-    record_outputs(path.parent, names, "export")
     logger.info(
         "exported %s to %s (input (B, %s))", fmt, path, ", ".join(map(str, description["input_shape"]))
     )
-    return path
 
 
 def require(modules: tuple[str, ...], purpose: str) -> None:
@@ -199,10 +208,7 @@ def load_exported(path: str | os.PathLike[str]) -> tuple[OnnxModel | torch.jit.S
             raise FileNotFoundError(
                 f"{p}: not found (an exported model needs {path.name} and {info_path.name})"
             )
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{info_path}: not valid JSON ({error})") from None
+    info = read_json(info_path, "export description")
     if path.suffix == ".onnx":
         return OnnxModel(path), info
     if path.suffix == ".pt":

@@ -14,7 +14,6 @@ import base64
 import csv
 import html
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
+from hlfnet.atomic import atomic_write_bytes, claim_outputs, owned_outputs
+from hlfnet.limits import read_json
 
 __all__ = ["write_report", "render_report", "ReportCase"]
 
@@ -239,7 +239,7 @@ def _is_stale(summary_file: Path) -> bool:
     from hlfnet.evaluation.evaluate import stale_reason
 
     try:
-        reason = stale_reason(json.loads(summary_file.read_text()), summary_file)
+        reason = stale_reason(read_json(summary_file, "evaluation summary"), summary_file)
     except (OSError, ValueError, AttributeError):
         return True  # unreadable: score again
     if reason:
@@ -352,9 +352,8 @@ def write_report(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (pass --overwrite to replace it)")
     # --overwrite replaces a report hlfnet wrote, never another file, a folder or a symlink (hlfnet.atomic)
-    claim_outputs(
-        path.parent, [path.name], overwrite=overwrite, legacy=("report.html",) if output is None else ()
-    )
+    legacy = ("report.html",) if output is None else ()
+    claim_outputs(path.parent, [path.name], overwrite=overwrite, legacy=legacy, kind="report")
     root = (
         path.parent / f"{path.stem}-evaluation" if loaded.pretrained else loaded.output_folder("the report")
     )
@@ -364,7 +363,7 @@ def write_report(
     if not summary_file.is_file() or (loaded.pretrained and data_root is not None):
         logger.info("%s missing: evaluating the %s split first", summary_file, split)
         evaluate_run(run, split=split, data_root=data_root, output=summary_file.parent)
-    summary = json.loads(summary_file.read_text())
+    summary = read_json(summary_file, "evaluation summary")
     settings = summary.get("settings", {})
     predictor = Predictor.from_run(
         loaded, tta=False, largest_component=False, threshold=settings.get("threshold", 0.5)
@@ -442,7 +441,7 @@ def write_report(
         fig4,
         note,
     )
-    atomic_write_bytes(path, page.encode("utf-8"), root=path.parent)
-    record_outputs(path.parent, [path.name], "report")
+    with owned_outputs(path.parent, [path.name], "report", overwrite=True, legacy=legacy):
+        atomic_write_bytes(path, page.encode("utf-8"), root=path.parent)
     logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1024)
     return path

@@ -31,7 +31,9 @@ __all__ = ["ScoreResult", "pair_folders", "score_folders"]
 
 logger = logging.getLogger(__name__)
 
-_MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif", ".npy")
+#: Read with the mask rule (:func:`hlfnet.data.read_mask`); a JPEG mask whose compression added stray values is
+#: refused naming the file and the values, never dropped.
+_MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".npy")
 # nnU-Net's first channel file (``case_0000.png``, what `hlfnet predict imagesTs/` names its output) is case ``case``
 _PREDICTION_TAG = re.compile(r"(_segmentation|_mask|_0000)$", re.IGNORECASE)
 _FOV_TAG = re.compile(r"(_fov|_mask)$", re.IGNORECASE)
@@ -64,19 +66,34 @@ def _case_key(path: Path, tag: re.Pattern[str] = _TRUTH_TAG) -> str | None:
 def _files(folder: Path, role: str, tag: re.Pattern[str] = _TRUTH_TAG) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such {role} folder")
+    from hlfnet.data.io import check_regular_file
+
     found: dict[str, Path] = {}
+    unknown: list[str] = []
     for path in sorted(folder.iterdir()):
-        key = _case_key(path, tag) if path.is_file() and not path.name.startswith(".") else None
-        if key is None:
+        if path.name.startswith(".") or (path.is_dir() and not path.is_symlink()):
             continue
+        key = _case_key(path, tag)
+        if key is None:
+            unknown.append(path.name)
+            continue
+        check_regular_file(path, "a mask")  # a FIFO or broken link named like a mask is named, not skipped
         if key in found:
             raise ValueError(
                 f"{folder}: two {role} files for case {key!r}: {found[key].name} and {path.name}"
             )
         found[key] = path
+    if unknown:
+        logger.warning(
+            "%s: %d file(s) that are not masks ignored in this %s folder, e.g. %s",
+            folder,
+            len(unknown),
+            role,
+            unknown[:3],
+        )
     if not found:
         raise ValueError(
-            f"{folder}: no mask files (PNG, BMP, TIFF, GIF, .npy, .nii, .nii.gz) in this {role} folder"
+            f"{folder}: no mask files (PNG, JPEG, BMP, TIFF, GIF, .npy, .nii, .nii.gz) in this {role} folder"
         )
     return found
 
@@ -255,7 +272,7 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 
 def _write(folder: Path, cases: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
-    from hlfnet.atomic import atomic_write_bytes, claim_outputs, record_outputs
+    from hlfnet.atomic import atomic_write_bytes, owned_outputs
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(cases[0]), lineterminator="\n")
@@ -266,8 +283,8 @@ def _write(folder: Path, cases: list[dict[str, Any]], summary: dict[str, Any]) -
         "summary.json": json.dumps(summary, indent=2),
         "summary.md": summary_table(summary),
     }
-    claim_outputs(folder, list(files), overwrite=True)  # its own earlier scores only, never another file
-    for name, text in files.items():
-        atomic_write_bytes(folder / name, text.encode(), root=folder)
-    record_outputs(folder, list(files), "score")
+    # its own earlier scores only, never another file nor another command's (an evaluation's summary.json)
+    with owned_outputs(folder, list(files), "score", overwrite=True):
+        for name, text in files.items():
+            atomic_write_bytes(folder / name, text.encode(), root=folder)
     return folder

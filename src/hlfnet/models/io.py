@@ -12,10 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from hlfnet.atomic import atomic_path, atomic_write_bytes
+from hlfnet.errors import NonFiniteError
+from hlfnet.limits import read_json
 from hlfnet.models.registry import create_model
 
 __all__ = [
@@ -31,7 +34,10 @@ def model_json_path(weights: str | os.PathLike[str]) -> Path:
 
 
 def save_model(
-    model: nn.Module, weights: str | os.PathLike[str], extra: dict[str, Any] | None = None
+    model: nn.Module,
+    weights: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save ``model`` (built by :func:`create_model`) as safetensors + JSON; returns the weights path.
 
@@ -39,16 +45,17 @@ def save_model(
         model: a network with ``model_name`` and ``model_kwargs`` (set by :func:`create_model`).
         weights: path of the ``.safetensors`` file; the JSON goes beside it with suffix ``.json``.
         extra: more JSON-serialisable facts to keep beside the weights (e.g. the preprocessing).
+        root: the output folder both files must stay inside (:func:`hlfnet.atomic.check_target`).
     """
     name = getattr(model, "model_name", None)
     if name is None:
         raise ValueError("model has no 'model_name': build it with hlfnet.create_model to save it")
     weights = Path(weights)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(weights) as tmp:
+    with atomic_path(weights, root) as tmp:
         save_file(state, str(tmp), metadata={"model_name": name})
     info = {"name": name, "kwargs": model.model_kwargs, **(extra or {})}
-    atomic_write_bytes(model_json_path(weights), json.dumps(info, indent=2).encode())
+    atomic_write_bytes(model_json_path(weights), json.dumps(info, indent=2).encode(), root)
     return weights
 
 
@@ -74,6 +81,12 @@ def load_checked_state(model: nn.Module, state: dict[str, Any], source: Any, des
                 f"{source}: weights do not match network {description}: {key} has shape "
                 f"{tuple(tensor.shape)}, the network expects {tuple(expected[key].shape)}"
             )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise NonFiniteError(
+                f"{source}: tensor {key} holds {int((~torch.isfinite(tensor)).sum())} NaN/inf value(s); "
+                "the weights are corrupt or come from a diverged training (they would predict empty masks): "
+                "use the run's best weights or train again"
+            )
     model.load_state_dict(state)
 
 
@@ -89,16 +102,17 @@ def load_model(
         FileNotFoundError: the weights or their JSON are missing (names the path).
         ValueError: the tensors do not match the network the JSON names (lists missing/unexpected keys or
             the first shape mismatch).
+        NonFiniteError: a tensor holds NaN or inf (names it).
     """
     weights = Path(weights)
     info_path = model_json_path(weights)
     for path in (weights, info_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found (a model needs {weights.name} and {info_path.name})")
+    info = read_json(info_path, "model description")
     try:
-        info = json.loads(info_path.read_text())
         name, kwargs = info["name"], dict(info["kwargs"])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{info_path}: not a model description ({type(error).__name__}: {error})") from None
     try:
         model = create_model(name, **kwargs)

@@ -133,7 +133,9 @@ def create_model(
     if all(
         isinstance(arguments.get(k, 1), int) and arguments.get(k, 1) >= 1 for k in ("base_channels", "depth")
     ):
-        check_network_size(arguments, key_prefix="")  # before allocating: depth=50 would need terabytes
+        # before allocating: depth=50, or in_channels=10**9 in a model.json, would need terabytes
+        sizes = {**arguments, "in_channels": in_channels, "out_channels": out_channels}
+        check_network_size(sizes, key_prefix="")
     model = EncoderDecoderNet(in_channels, out_channels, spatial_dims, **arguments)
     model.model_name = name
     model.model_kwargs = {

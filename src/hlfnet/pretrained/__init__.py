@@ -51,17 +51,32 @@ def _folder() -> Path:
     return Path(override) if override else Path(str(resources.files("hlfnet.pretrained")))
 
 
-def _manifest(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+def _document(folder: Path | None = None) -> dict[str, Any]:
+    """The whole manifest file (``{"models": {...}, ...}``; other keys are kept when publishing)."""
+    from hlfnet.limits import read_json
+
     path = (folder or _folder()) / MANIFEST_NAME
     if not path.is_file():
         return {}
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); reinstall hlfnet") from None
+    manifest = read_json(path, "pretrained manifest")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("models", {}), dict):
         raise ValueError(f"{path}: expected {{'models': {{name: entry}}}}; reinstall hlfnet")
-    return manifest.get("models", {})
+    return manifest
+
+
+def _manifest(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    return _document(folder).get("models", {})
+
+
+def _legacy_files(document: dict[str, Any]) -> list[str]:
+    """Files a publish from before the marker wrote: the manifest and what its entries name."""
+    if "models" not in document:
+        return []
+    names = [MANIFEST_NAME]
+    for entry in document["models"].values():
+        if isinstance(entry, dict):
+            names += [str(entry[k]) for k in ("file", "split_file") if isinstance(entry.get(k), str)]
+    return names
 
 
 def list_pretrained() -> list[str]:
@@ -208,23 +223,26 @@ def publish_pretrained(
     Raises:
         FileExistsError: ``name`` exists and ``replace`` is false. FileNotFoundError: no evaluation of ``split``.
     """
-    import subprocess
-
-    import torch
-    from safetensors.torch import save_file
-
-    from hlfnet.atomic import atomic_path, atomic_write_bytes
-    from hlfnet.data.splits import write_split
-    from hlfnet.engine.callbacks import read_metrics_csv
+    from hlfnet.atomic import claim_outputs, owned_outputs
     from hlfnet.evaluation.compare import summary_path
     from hlfnet.evaluation.run import load_run
+    from hlfnet.limits import read_json
 
     if not _NAME.match(name):
         raise ValueError(f"pretrained name {name!r}: use lower-case letters, digits, '-' and '_'")
     folder = Path(folder) if folder is not None else _folder()
-    manifest = _manifest(folder)
+    document = _document(folder)
+    manifest = dict(document.get("models", {}))
     if name in manifest and not replace:
         raise FileExistsError(f"{folder / MANIFEST_NAME}: {name!r} is already shipped (pass replace=True)")
+    weights, split_file = folder / f"{name}.safetensors", f"{name}.split.json"
+    files = [MANIFEST_NAME, weights.name, split_file]
+    legacy = _legacy_files(document)
+    # a manifest, weights or split hlfnet did not write are never replaced; its own weights only with --replace
+    claim_outputs(folder, files[:1], overwrite=True, legacy=legacy, kind="pretrained")
+    claim_outputs(
+        folder, files[1:], overwrite=replace, legacy=legacy, kind="pretrained", hint="pass --replace"
+    )
     loaded = load_run(run)
     if loaded.root is None:
         raise ValueError(f"{run}: publish a run folder (it needs config.yaml, split.json and its evaluation)")
@@ -233,7 +251,31 @@ def publish_pretrained(
         raise FileNotFoundError(
             f"{summary_file}: evaluate first (hlfnet evaluate {loaded.root} --split {split})"
         )
-    summary = json.loads(summary_file.read_text())
+    summary = read_json(summary_file, "evaluation summary")
+    with owned_outputs(folder, files, "pretrained", overwrite=True, legacy=legacy):
+        _publish(loaded, summary, name, protocol, split, folder, document, manifest)
+    return weights
+
+
+def _publish(
+    loaded: Any,
+    summary: dict[str, Any],
+    name: str,
+    protocol: str,
+    split: str,
+    folder: Path,
+    document: dict[str, Any],
+    manifest: dict[str, Any],
+) -> None:
+    import subprocess
+
+    import torch
+    from safetensors.torch import save_file
+
+    from hlfnet.atomic import atomic_path, atomic_write_bytes
+    from hlfnet.data.splits import write_split
+    from hlfnet.engine.callbacks import read_metrics_csv
+
     original = summary["levels"]["original"]
     scores = {
         "split": split,
@@ -246,11 +288,11 @@ def publish_pretrained(
     }
     weights = folder / f"{name}.safetensors"
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in loaded.model.state_dict().items()}
-    with atomic_path(weights) as tmp:
+    with atomic_path(weights, folder) as tmp:
         save_file(state, str(tmp), metadata={"model_name": loaded.model_name, "pretrained": name})
     split_file = f"{name}.split.json"
     if loaded.split is not None:
-        write_split(folder / split_file, loaded.split)
+        write_split(folder / split_file, loaded.split, root=folder)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -285,6 +327,6 @@ def publish_pretrained(
         "history": history,
     }
     manifest[name] = entry
-    atomic_write_bytes(folder / MANIFEST_NAME, (json.dumps({"models": manifest}, indent=1) + "\n").encode())
+    text = json.dumps({**document, "models": manifest}, indent=1) + "\n"  # the file's other keys are kept
+    atomic_write_bytes(folder / MANIFEST_NAME, text.encode(), folder)
     logger.info("published %s as %s (%.1f MB)", loaded.root, weights, weights.stat().st_size / 1e6)
-    return weights

@@ -31,9 +31,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from hlfnet.serve.batcher import MicroBatcher, QueueFull
+from hlfnet.serve.budget import MemoryBudget
 from hlfnet.serve.config import ServeConfig
 from hlfnet.serve.service import ImageJob, ModelService, b64, display_image, load_predictor, png_bytes
-from hlfnet.serve.uploads import ApiError, Upload, check_image, check_volume, read_multipart
+from hlfnet.serve.uploads import ApiError, Upload, check_image, decoded_bytes, read_multipart
 
 __all__ = ["create_app", "ServeState", "API_PREFIX"]
 
@@ -44,6 +45,8 @@ PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+#: Everything that is not the page or /docs (JSON, PNG, NIfTI, /openapi.json, errors): nothing may run or load.
+DATA_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 SCORE_KEYS = ("dice", "jaccard", "accuracy", "sensitivity", "specificity", "thresholded_jaccard")
 
 
@@ -52,6 +55,7 @@ class ServeState:
     """What the running server shares between requests (``app.state.serve``)."""
 
     config: ServeConfig
+    budget: MemoryBudget = field(init=False)
     service: ModelService | None = None
     batcher: MicroBatcher | None = None
     folder: Path | None = None
@@ -61,6 +65,11 @@ class ServeState:
     started: float = field(default_factory=time.time)
     requests: int = 0
 
+    docs_csp: str = PAGE_CSP
+
+    def __post_init__(self) -> None:
+        self.budget = MemoryBudget(self.config.memory_budget_bytes)
+
     @property
     def ready(self) -> bool:
         return (
@@ -69,6 +78,22 @@ class ServeState:
             and self.batcher.running
             and not self.draining
         )
+
+    @contextlib.contextmanager
+    def preparing_request(self) -> Any:
+        """Count a request as on its way to the batcher until it calls the yielded ``submitted()``."""
+        self.preparing += 1
+        pending = [True]
+
+        def submitted() -> None:
+            if pending[0]:
+                pending[0] = False
+                self.preparing -= 1
+
+        try:
+            yield submitted
+        finally:
+            submitted()
 
     @contextlib.contextmanager
     def private_folder(self) -> Any:
@@ -115,17 +140,19 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        page = path == "/" or path.startswith("/static/") and not path.startswith("/static/swagger/")
+        page = path == "/" or path.startswith("/static/")
+        policy = self.state.docs_csp if path == "/docs" else PAGE_CSP if page else DATA_CSP
 
         async def send_with_headers(message: dict[str, Any]) -> None:
+            # every answer, the page, /docs, /openapi.json, the API and errors alike, may not be framed
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
-                if page:
-                    headers += [
-                        (b"content-security-policy", PAGE_CSP.encode()),
-                        (b"x-frame-options", b"DENY"),
-                    ]
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"content-security-policy", policy.encode()),
+                    (b"x-frame-options", b"DENY"),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -136,8 +163,8 @@ class Guard:
         error = None
         token = state.config.token
         if token is not None:
-            given = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            given = dict(scope.get("headers", [])).get(b"authorization", b"")
+            if not hmac.compare_digest(given, f"Bearer {token}".encode("ascii")):
                 error = _json_error(
                     401,
                     "unauthorized",
@@ -211,9 +238,9 @@ def _read_labels(upload: Upload, what: str) -> np.ndarray:
     try:
         if upload.kind == "image":
             return read_mask(upload.path)
-        import nibabel as nib
+        from hlfnet.data.io import read_label_data
 
-        data = np.asarray(nib.load(str(upload.path)).dataobj)
+        data = read_label_data(upload.path)
         return labels_to_classes(data, int(data.max()) + 1 if data.size else 2, None, upload.name)
     except (ValueError, OSError, EOFError) as error:
         text = str(error).replace(str(upload.path), upload.name).splitlines()[0][:300]
@@ -353,15 +380,18 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
 
         app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
 
+        docs_page = get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="hlfnet serve: API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+        state.docs_csp = _docs_csp(bytes(docs_page.body).decode("utf-8"))
+
         @app.get("/docs", include_in_schema=False)
         async def docs() -> Response:
-            return get_swagger_ui_html(
-                openapi_url="/openapi.json",
-                title="hlfnet serve: API",
-                swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-                swagger_css_url="/static/swagger/swagger-ui.css",
-                swagger_favicon_url="/static/favicon.svg",
-            )
+            return docs_page
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -407,6 +437,7 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
                 "max_batch": config.max_batch,
                 "queue_size": config.queue_size,
                 "request_timeout_s": config.request_timeout_s,
+                "memory_budget_mb": config.memory_budget_mb,
             },
         }
 
@@ -476,38 +507,31 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
     async def _predict(
         request: Request, format: str | None, probabilities: bool, attention: bool, preview: bool
     ) -> Response:
-        state.preparing += 1
-        submitted = False
-        try:
-            with state.private_folder() as folder:
-                uploads = await read_uploads(request, folder, ("file", "ground_truth"))
-                upload = uploads.get("file")
-                if upload is None:
-                    raise ApiError(400, "missing_file", "no 'file' field in the upload")
-                truth = uploads.get("ground_truth")
+        with state.preparing_request() as submitted, state.private_folder() as folder:
+            uploads = await read_uploads(request, folder, ("file", "ground_truth"))
+            upload = uploads.get("file")
+            if upload is None:
+                raise ApiError(400, "missing_file", "no 'file' field in the upload")
+            truth = uploads.get("ground_truth")
+            if upload.kind == "image" and format == "nifti":
+                raise ApiError(400, "bad_format", "an image's mask is PNG: use format=png or json")
+            if upload.kind == "volume" and format == "png":
+                raise ApiError(400, "bad_format", "a volume's mask is NIfTI: use format=nifti or json")
+            needed = await asyncio.to_thread(decoded_bytes, uploads, config.pixel_limit, config.voxel_limit)
+            async with state.budget.reserve(needed):  # nothing is decoded before its memory is free
                 if upload.kind == "image":
-                    if format == "nifti":
-                        raise ApiError(400, "bad_format", "an image's mask is PNG: use format=png or json")
                     array = await asyncio.to_thread(check_image, upload, config.pixel_limit)
-                    state.preparing -= 1
-                    submitted = True
+                    submitted()
                     job = ImageJob(array, probabilities, attention)
                     result, info = await _infer("image", job, folder, uploads)
                     return await asyncio.to_thread(
                         _image_response, result, info, upload, truth, array, folder, format, preview
                     )
-                if format == "png":
-                    raise ApiError(400, "bad_format", "a volume's mask is NIfTI: use format=nifti or json")
-                await asyncio.to_thread(check_volume, upload, config.voxel_limit)
-                state.preparing -= 1
-                submitted = True
+                submitted()
                 result, info = await _infer("volume", upload.path, folder, uploads)
                 return await asyncio.to_thread(
                     _volume_response, result, info, upload, truth, folder, format, probabilities, preview
                 )
-        finally:
-            if not submitted:
-                state.preparing -= 1
 
     async def _infer(kind: str, payload: Any, folder: Path, uploads: dict[str, Upload]) -> tuple[Any, Any]:
         try:
@@ -674,15 +698,28 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
             missing = [f for f in ("prediction", "ground_truth") if f not in uploads]
             if missing:
                 raise ApiError(400, "missing_file", f"no {missing[0]!r} field in the upload")
-            for upload in uploads.values():
-                if upload.kind == "volume":
-                    await asyncio.to_thread(check_volume, upload, config.voxel_limit)
-            scores = await asyncio.to_thread(
-                _score_uploads, uploads["prediction"], uploads["ground_truth"], config.pixel_limit
-            )
+            needed = await asyncio.to_thread(decoded_bytes, uploads, config.pixel_limit, config.voxel_limit)
+            async with state.budget.reserve(needed):
+                scores = await asyncio.to_thread(
+                    _score_uploads, uploads["prediction"], uploads["ground_truth"], config.pixel_limit
+                )
             return JSONResponse({"scores": scores})
 
     return app
+
+
+def _docs_csp(html: str) -> str:
+    """The page's policy, plus the hashes of the inline scripts of Swagger UI's page (and nothing else inline)."""
+    import base64
+    import hashlib
+
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts
+    )
+    return PAGE_CSP.replace("script-src 'self'", f"script-src 'self' {hashes}").replace(
+        "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+    )
 
 
 def _version() -> str:

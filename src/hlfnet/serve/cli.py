@@ -58,6 +58,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--request-timeout", type=float, default=defaults.request_timeout_s, help="seconds per request (504)"
     )
+    p.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=defaults.memory_budget_mb,
+        help="most MiB of decoded images/volumes in flight; further requests wait (default 2048)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="most open connections; more are closed at once (default 1024)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header_timeout_s,
+        help="seconds a new connection has to send its request head (default 10)",
+    )
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation (as hlfnet predict)")
     p.add_argument("--largest-component", action="store_true", help="keep the largest component per class")
     p.add_argument("--threshold", type=float, default=defaults.threshold, help="binary threshold (0.5)")
@@ -93,6 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         max_inflight=args.max_inflight,
         request_timeout_s=args.request_timeout,
+        memory_budget_mb=args.memory_budget_mb,
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
         tta=args.tta,
         largest_component=args.largest_component,
         threshold=args.threshold,

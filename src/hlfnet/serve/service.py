@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,9 +152,11 @@ class ModelService:
             path = Path(weights)
             for candidate in (path.with_suffix(".json"), Path(f"{path}.json")):
                 if candidate.is_file():
+                    from hlfnet.limits import read_json
+
                     try:
-                        return json.loads(candidate.read_text())
-                    except (OSError, json.JSONDecodeError):
+                        return read_json(candidate, "model description")
+                    except (OSError, ValueError):
                         return None
         return None
 

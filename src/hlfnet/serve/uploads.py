@@ -16,9 +16,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ApiError", "Upload", "read_multipart", "sniff_kind", "check_image", "check_volume", "safe_name"]
+__all__ = [
+    "ApiError",
+    "Upload",
+    "read_multipart",
+    "sniff_kind",
+    "check_image",
+    "check_volume",
+    "decoded_bytes",
+    "safe_name",
+]
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._ ()+-]+")
+#: RFC 2046: a boundary is 1 to 70 characters (we allow some slack for clients that exceed it a little).
+_MAX_BOUNDARY = 200
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,./:=? -]+")
 
 
 class ApiError(Exception):
@@ -179,7 +191,14 @@ async def read_multipart(
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"expected a multipart/form-data upload (a form with a 'file' field), got {content_type or 'none'!r}",
+            f"expected a multipart/form-data upload (a form with a 'file' field), got {_short_text(content_type)!r}",
+        )
+    boundary = options[b"boundary"]
+    if not 1 <= len(boundary) <= _MAX_BOUNDARY or not _BOUNDARY.fullmatch(boundary):
+        raise ApiError(
+            400,
+            "bad_boundary",
+            f"multipart boundary must be 1 to {_MAX_BOUNDARY} characters of RFC 2046 (got {len(boundary)})",
         )
     limit_mb = max_bytes / 2**20
     if content_length is not None:
@@ -206,7 +225,7 @@ async def read_multipart(
             "on_part_end",
         )
     }
-    parser = MultipartParser(options[b"boundary"], callbacks)  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     received = 0
     try:
         async for chunk in stream:
@@ -286,20 +305,12 @@ def check_image(upload: Upload, max_pixels: int) -> np.ndarray:
 
     from hlfnet.data import read_image
 
+    image_pixels(upload, max_pixels)
     try:
         with Image.open(upload.path) as img:
-            width, height = img.size
             dpi = img.info.get("dpi")
-    except Image.DecompressionBombError:
-        raise ApiError(413, "too_many_pixels", f"image has more than {max_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ApiError(400, "unreadable_image", f"unreadable image ({_short(error)})") from None
-    if width * height > max_pixels:
-        raise ApiError(
-            413,
-            "too_many_pixels",
-            f"image of {width}×{height} pixels exceeds the limit of {max_pixels} pixels",
-        )
     try:
         array = read_image(upload.path)
     except (ValueError, OSError, Image.DecompressionBombError) as error:
@@ -320,6 +331,8 @@ def check_volume(upload: Upload, max_voxels: int) -> None:
     """
     import nibabel as nib
 
+    from hlfnet.data.io import check_nifti_size
+
     try:
         img = nib.load(str(upload.path))
         shape = tuple(int(s) for s in img.shape)
@@ -331,9 +344,61 @@ def check_volume(upload: Upload, max_voxels: int) -> None:
     voxels = int(np.prod(shape, dtype=np.int64))
     if voxels > max_voxels:
         raise ApiError(413, "too_many_voxels", f"volume of {voxels} voxels exceeds the limit of {max_voxels}")
+    try:
+        check_nifti_size(img, shape, upload.path)  # a forged header never gets its data allocated
+    except ValueError as error:
+        raise ApiError(
+            400, "truncated_volume", _short(error).replace(str(upload.path), upload.name)
+        ) from None
     upload.meta["shape"] = list(shape)
     if len(zooms) == 3 and all(z > 0 for z in zooms):
         upload.meta["voxel_size_mm"] = zooms
+
+
+def image_pixels(upload: Upload, max_pixels: int) -> int:
+    """Pixels of an uploaded image from its header alone (nothing decoded).
+
+    Raises:
+        ApiError: 413 more pixels than ``max_pixels``, 400 unreadable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(upload.path) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:
+        raise ApiError(413, "too_many_pixels", f"image has more than {max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ApiError(400, "unreadable_image", f"unreadable image ({_short(error)})") from None
+    if width * height > max_pixels:
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"image of {width}×{height} pixels exceeds the limit of {max_pixels} pixels",
+        )
+    return width * height
+
+
+def decoded_bytes(uploads: dict[str, Upload], max_pixels: int, max_voxels: int) -> int:
+    """Bytes the request's uploads will need once decoded, from their headers (checked against the limits).
+
+    Raises:
+        ApiError: as :func:`image_pixels` and :func:`check_volume`.
+    """
+    from hlfnet.serve.config import BYTES_PER_PIXEL, BYTES_PER_VOXEL
+
+    total = 0
+    for upload in uploads.values():
+        if upload.kind == "image":
+            total += image_pixels(upload, max_pixels) * BYTES_PER_PIXEL
+        else:
+            check_volume(upload, max_voxels)
+            total += int(np.prod(upload.meta["shape"], dtype=np.int64)) * BYTES_PER_VOXEL
+    return total
+
+
+def _short_text(text: str | None) -> str:
+    return "none" if not text else text[:100] + ("..." if len(text) > 100 else "")
 
 
 def _short(error: BaseException) -> str:

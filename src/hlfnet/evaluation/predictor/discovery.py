@@ -31,7 +31,7 @@ def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -
         ValueError: no images in it, a file that is not an image among them (named), or images mixed with
             volumes.
     """
-    from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti
+    from hlfnet.data.io import IMAGE_SUFFIXES, check_regular_file, is_nifti
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -40,11 +40,13 @@ def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -
         raise ValueError(
             f"--pattern {pattern!r}: a file-name pattern inside the input folder such as '*.png', not a path"
         )
-    files = sorted(
-        p
-        for p in (folder.glob(pattern) if pattern else folder.iterdir())
-        if p.is_file() and not p.name.startswith(".")
+    entries = sorted(
+        p for p in (folder.glob(pattern) if pattern else folder.iterdir()) if not p.name.startswith(".")
     )
+    for entry in entries:  # a FIFO, socket or broken link named *.png is named, never skipped in silence
+        if not (entry.is_dir() and not entry.is_symlink()):
+            check_regular_file(entry)
+    files = [p for p in entries if p.is_file()]
     volumes = [p for p in files if is_nifti(p)]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     others = [p for p in files if p not in volumes and p not in images]
@@ -74,13 +76,14 @@ def find_inputs(inputs: str | os.PathLike[str], pattern: str | None = None) -> t
         ValueError: a file that is neither an image nor a NIfTI volume, or a folder :func:`collect_inputs`
             refuses.
     """
-    from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti
+    from hlfnet.data.io import IMAGE_SUFFIXES, check_regular_file, is_nifti
 
     inputs = Path(inputs)
     if inputs.is_dir():
         return collect_inputs(inputs, pattern)
-    if not inputs.is_file():
+    if not os.path.lexists(inputs):
         raise FileNotFoundError(f"{inputs}: no such file or folder")
+    check_regular_file(inputs)
     if is_nifti(inputs):
         return [inputs], "volume"
     if inputs.suffix.lower() in IMAGE_SUFFIXES:

@@ -23,7 +23,6 @@ from hlfnet.atomic import (
     read_marker,
     record_outputs,
 )
-from hlfnet.evaluation.predictor.writers import PROBABILITY_DIR
 
 __all__ = ["MANIFEST_NAME", "prepare_output", "prediction_signature", "write_manifest"]
 
@@ -38,6 +37,9 @@ def prediction_signature(facts: dict[str, Any]) -> str:
 
 def prepare_output(output: Path, planned: list[str], overwrite: bool, signature: str) -> set[str]:
     """Apply the output policy to ``output`` before predicting into it, and mark it ``running``.
+
+    The caller holds the folder's lock (:func:`hlfnet.atomic.folder_lock`) from here until the predictions
+    are complete.
 
     Args:
         output: the output folder (created when missing).
@@ -54,9 +56,7 @@ def prepare_output(output: Path, planned: list[str], overwrite: bool, signature:
     """
     if os.path.lexists(output) and not output.is_dir():
         raise FileExistsError(f"{output}: exists and is not a folder")
-    if output.is_dir():
-        clean_temporaries(output)
-        clean_temporaries(output / PROBABILITY_DIR)
+    clean_temporaries(output, recursive=True)
     marker = read_marker(output) if output.is_dir() else None
     resumable = (
         marker is not None and marker.get("status") == "running" and marker.get("signature") == signature
@@ -72,7 +72,12 @@ def prepare_output(output: Path, planned: list[str], overwrite: bool, signature:
         }
     if output.is_dir():
         claim_outputs(
-            output, planned, overwrite=overwrite, legacy=legacy_outputs(output, marker), what="predictions"
+            output,
+            planned,
+            overwrite=overwrite,
+            legacy=legacy_outputs(output, marker),
+            what="predictions",
+            kind="predictions",
         )
     record_outputs(output, planned, "predictions", status="running", signature=signature)
     return set()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hlfnet.atomic import record_outputs
+from hlfnet.atomic import folder_lock, record_outputs
 from hlfnet.evaluation.predictor.discovery import find_inputs, output_stems, refuse_input_folder
 from hlfnet.evaluation.predictor.output_folder import (
     MANIFEST_NAME,
@@ -91,7 +91,29 @@ def predict_to_folder(
             **options(predictor, save_probabilities),
         }
     )
-    done = prepare_output(output, planned, overwrite, signature)
+    if os.path.lexists(output) and not output.is_dir():
+        raise FileExistsError(f"{output}: exists and is not a folder")
+    with folder_lock(output):  # one predict per folder: a second one is refused before it changes anything
+        done = prepare_output(output, planned, overwrite, signature)
+        written = predict_all(predictor, files, targets, stems, kind, output, save_probabilities, done)
+        manifest = {**predictor.source, "input": str(inputs), "files": [p.name for p in written]}
+        write_manifest(output, manifest | options(predictor, save_probabilities))
+        record_outputs(output, planned, "predictions", status="complete", signature=signature)
+    logger.info("wrote %d prediction(s) to %s", len(written), output)
+    return written
+
+
+def predict_all(
+    predictor: Predictor,
+    files: list[Path],
+    targets: list[Path],
+    stems: list[str],
+    kind: str,
+    output: Path,
+    save_probabilities: bool,
+    done: set[str],
+) -> list[Path]:
+    """Predict the inputs whose masks are not ``done`` yet; returns every mask of ``targets`` now written."""
     written: list[Path] = [t for t in targets if t.name in done]
     todo = [(f, t, s) for f, t, s in zip(files, targets, stems, strict=True) if t.name not in done]
     if done:
@@ -106,10 +128,6 @@ def predict_to_folder(
     finally:
         bar.close()
     written.sort(key=targets.index)
-    manifest = {**predictor.source, "input": str(inputs), "files": [p.name for p in written]}
-    write_manifest(output, manifest | options(predictor, save_probabilities))
-    record_outputs(output, planned, "predictions", status="complete", signature=signature)
-    logger.info("wrote %d prediction(s) to %s", len(written), output)
     return written
 
 
