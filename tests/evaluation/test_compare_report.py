@@ -107,7 +107,6 @@ def test_report_is_self_contained_and_renders(trained_isic_run: Path, tmp_path: 
         ],
         check=True,
         capture_output=True,
-        timeout=120,
     )
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (1600, 1200)

@@ -223,3 +223,42 @@ def test_default_model_missing_is_one_line_error(monkeypatch, capsys) -> None:
     assert main(["serve"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "hlfnet-isic2017" in err[0] and "--model" in err[0]
+
+
+def test_volume_of_a_3d_native_resolution_run_equals_predict(tmp_path, one_thread) -> None:
+    """A 3-D patch-plan model serves a volume upload through the same sliding windows as hlfnet predict,
+    onto the upload's own grid (here stored LAS, 0.8 x 0.7 x 2.5 mm against a 2 mm plan)."""
+    import nibabel as nib
+    from fastapi.testclient import TestClient
+
+    from hlfnet.evaluation import Predictor
+    from hlfnet.models import create_model, save_model
+
+    torch.manual_seed(0)
+    model = create_model("unet", in_channels=1, out_channels=1, base_channels=4, depth=2, spatial_dims=3)
+    data = {
+        "format": "nifti",
+        "root": str(tmp_path),
+        "in_channels": 1,
+        "preprocessing": "patch",
+        "spatial_dims": 3,
+        "normalization": "ct",
+        "intensity_stats": [[-200.0, 300.0, 0.0, 100.0]],
+        "target_spacing": [2.0, 2.0, 2.0],
+        "patch_size": [16, 16, 8],
+    }
+    weights = save_model(model, tmp_path / "run" / "model.safetensors", extra={"data": data})
+    volume = _volume(tmp_path / "ct.nii.gz")
+    image = nib.load(str(volume))
+    las = tmp_path / "las.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[::-1], np.diag([-0.8, 0.7, 2.5, 1.0])), str(las))
+    (expected,) = Predictor.from_path(weights, workers=0).predict(las, tmp_path / "predict")
+    with TestClient(create_app(ServeConfig(model=str(weights)))) as client:
+        response = _post(client, las)
+        assert response.status_code == 200, response.text
+        served = tmp_path / "served.nii.gz"
+        served.write_bytes(response.content)
+    a, b = nib.load(str(served)), nib.load(str(expected))
+    assert a.shape == (40, 36, 6)
+    np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+    np.testing.assert_allclose(a.affine, np.diag([-0.8, 0.7, 2.5, 1.0]))

@@ -234,16 +234,22 @@ class DataConfig:
             raise ValueError(
                 f"data.target_spacing must be three spacings in mm (0, 1000), got {list(self.target_spacing)}"
             )
-        if self.intensity_stats is not None and any(not (s[3] > 0 and s[0] <= s[1]) for s in self.intensity_stats):
+        if self.intensity_stats is not None and any(
+            not (s[3] > 0 and s[0] <= s[1]) for s in self.intensity_stats
+        ):
             raise ValueError("data.intensity_stats: each channel needs [low ≤ high, mean, std > 0]")
         _at_least(self, "memory_budget_mb", 16)
         _at_least(self, "patches_per_epoch", 1)
         if not 0.0 <= self.foreground_oversample <= 1.0:
-            raise ValueError(f"data.foreground_oversample must be in [0, 1], got {self.foreground_oversample!r}")
+            raise ValueError(
+                f"data.foreground_oversample must be in [0, 1], got {self.foreground_oversample!r}"
+            )
         if not 0.0 <= self.rotate_degrees <= 180.0:
             raise ValueError(f"data.rotate_degrees must be in [0, 180], got {self.rotate_degrees!r}")
         if not 0.25 <= self.scale_range[0] <= self.scale_range[1] <= 4.0:
-            raise ValueError(f"data.scale_range must satisfy 0.25 ≤ low ≤ high ≤ 4, got {list(self.scale_range)}")
+            raise ValueError(
+                f"data.scale_range must satisfy 0.25 ≤ low ≤ high ≤ 4, got {list(self.scale_range)}"
+            )
 
     @property
     def is_patch_plan(self) -> bool:

@@ -8,7 +8,7 @@ the canonical shape slab by slab (``grid_sample``, the same mapping as ``interpo
 ``align_corners=False``), turned into labels per slab, and the labels re-oriented to the stored order. The
 affine and header are the input's own.
 
-A :class:`Geometry` records what was done, so that :func:`restore_labels` is its exact inverse in shape and
+A :class:`Geometry` records what was done, so that :func:`restore` is its exact inverse in shape and
 orientation.
 """
 
@@ -30,7 +30,7 @@ __all__ = [
     "resampled_shape",
     "resample_image",
     "resample_labels",
-    "restore_labels",
+    "restore",
 ]
 
 _IDENTITY = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
@@ -62,7 +62,9 @@ class Geometry:
     network_shape: tuple[int, ...]
 
 
-def to_canonical(data: np.ndarray, affine: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+def to_canonical(
+    data: np.ndarray, affine: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """Re-orient a stored ``(X, Y, Z[, C])`` volume to canonical RAS.
 
     Returns:
@@ -120,33 +122,46 @@ def _slab_grid(size: tuple[int, ...], start: int, stop: int) -> torch.Tensor:
     Normalised coordinates of pixel centres (``align_corners=False``), so the mapping equals
     ``interpolate(..., size=size, align_corners=False)``; grid_sample lists the last axis first.
     """
-    axes = [torch.arange(start, stop, dtype=torch.float32), *(torch.arange(n, dtype=torch.float32) for n in size[1:])]
+    axes = [
+        torch.arange(start, stop, dtype=torch.float32),
+        *(torch.arange(n, dtype=torch.float32) for n in size[1:]),
+    ]
     coords = [(a + 0.5) / n * 2 - 1 for a, n in zip(axes, size, strict=True)]
     mesh = torch.meshgrid(*coords, indexing="ij")
     return torch.stack(mesh[::-1], dim=-1)[None]
 
 
-def restore_labels(
+def restore(
     probabilities: torch.Tensor,
     geometry: Geometry,
     to_labels: Callable[[torch.Tensor], torch.Tensor],
     slab: int = 16,
-) -> np.ndarray:
-    """Network-grid probabilities ``(K, *S_net)`` to stored-grid labels ``(*S_stored)``, slab by slab.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Network-grid probabilities ``(K, *S_net)`` onto the stored grid, slab by slab.
 
     Probabilities (not labels) are resampled, as nnU-Net does, then ``to_labels`` (``(K, *S) -> (*S)``)
     decides each voxel. Memory: the network-grid probabilities plus one slab of ``slab`` canonical rows.
+
+    Returns:
+        ``(labels, foreground)`` in the stored axis order: ``uint8`` labels and the ``float32`` foreground
+        probability (``p`` for one channel, ``1 - p(background)`` for several).
     """
     target = tuple(geometry.canonical_shape)
     probabilities = probabilities.float()
+
+    def decide(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        foreground = p[0] if p.shape[0] == 1 else 1.0 - p[0]
+        return to_labels(p).to(torch.uint8), foreground
+
     if tuple(probabilities.shape[1:]) == target:
-        labels = to_labels(probabilities).to(torch.uint8 if probabilities.shape[0] <= 255 else torch.int16)
+        labels, foreground = decide(probabilities)
     else:
         source = probabilities[None]
         parts = []
         for start in range(0, target[0], slab):
             grid = _slab_grid(target, start, min(target[0], start + slab))
             part = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
-            parts.append(to_labels(part[0]).to(torch.uint8 if probabilities.shape[0] <= 255 else torch.int16))
-        labels = torch.cat(parts, dim=0)
-    return from_canonical(labels.numpy(), geometry.ornt)
+            parts.append(decide(part[0]))
+        labels = torch.cat([p[0] for p in parts], dim=0)
+        foreground = torch.cat([p[1] for p in parts], dim=0)
+    return from_canonical(labels.numpy(), geometry.ornt), from_canonical(foreground.numpy(), geometry.ornt)

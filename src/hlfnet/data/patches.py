@@ -70,10 +70,16 @@ def patch_transforms(cfg: DataConfig) -> mt.Compose:
             )
         )
     if cfg.elastic and dims == 2:
-        steps.append(mt.Rand2DElasticd(keys, spacing=(20, 20), magnitude_range=(1, 2), prob=0.2, mode=("bilinear", "nearest")))
+        steps.append(
+            mt.Rand2DElasticd(
+                keys, spacing=(20, 20), magnitude_range=(1, 2), prob=0.2, mode=("bilinear", "nearest")
+            )
+        )
     elif cfg.elastic:
         steps.append(
-            mt.Rand3DElasticd(keys, sigma_range=(5, 8), magnitude_range=(50, 150), prob=0.2, mode=("bilinear", "nearest"))
+            mt.Rand3DElasticd(
+                keys, sigma_range=(5, 8), magnitude_range=(50, 150), prob=0.2, mode=("bilinear", "nearest")
+            )
         )
     steps += [mt.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(dims)]
     steps += [

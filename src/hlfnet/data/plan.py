@@ -96,7 +96,9 @@ class Plan:
             f"  target spacing: {self.target_spacing or 'none (images kept at their own pixel grid)'}",
             f"  median shape at that spacing: {self.median_shape}",
             f"  normalisation: {self.normalization}"
-            + (f" {[[round(v, 3) for v in s] for s in self.intensity_stats]}" if self.intensity_stats else ""),
+            + (
+                f" {[[round(v, 3) for v in s] for s in self.intensity_stats]}" if self.intensity_stats else ""
+            ),
         ]
         return "\n".join(lines + [f"  {note}" for note in self.notes])
 
@@ -132,7 +134,9 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> tuple[list[float
 
 def foreground_statistics(samples: list[np.ndarray]) -> list[float]:
     """``[p0.5, p99.5, mean, std]`` of the pooled foreground intensities of one channel (nnU-Net's CT scheme)."""
-    pooled = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in samples]) if samples else np.zeros(0)
+    pooled = (
+        np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in samples]) if samples else np.zeros(0)
+    )
     if pooled.size == 0:
         raise ValueError("no foreground voxels in the training cases: cannot derive the CT normalisation")
     low, high = np.percentile(pooled, [0.5, 99.5])
@@ -140,25 +144,32 @@ def foreground_statistics(samples: list[np.ndarray]) -> list[float]:
 
 
 def fit_patch_size(
-    median_shape: list[int], spatial_dims: int, base_channels: int, depth: int, budget_bytes: int
+    median_shape: list[int],
+    spatial_dims: int,
+    base_channels: int,
+    depth: int,
+    budget_bytes: int,
+    patch: list[int] | None = None,
 ) -> tuple[list[int], int]:
     """Patch size and batch size for a memory budget.
 
     Start from the median shape rounded up to a multiple of ``2**depth`` (capped at 512 per axis in 2-D,
     160 in 3-D), then shrink the largest axis by ``2**depth`` until ``batch`` patches fit; batch 2 in 3-D,
-    in 2-D as many (up to 12, at least 2) as fit.
+    in 2-D as many (up to 12, at least 2) as fit. A given ``patch`` is kept and only the batch is fitted.
     """
     step = 2**depth
-    cap = 512 if spatial_dims == 2 else 160
-    patch = [min(cap, max(step, math.ceil(s / step) * step)) for s in median_shape]
 
     def cost(p: list[int], batch: int) -> int:
         return _BYTES_PER_VOXEL_CHANNEL * base_channels * batch * int(np.prod(p))
 
     minimum_batch = 2
-    while cost(patch, minimum_batch) > budget_bytes and max(patch) > step:
-        axis = int(np.argmax(patch))
-        patch[axis] -= step
+    if patch is None:
+        cap = 512 if spatial_dims == 2 else 160
+        patch = [min(cap, max(step, math.ceil(s / step) * step)) for s in median_shape]
+        while cost(patch, minimum_batch) > budget_bytes and max(patch) > step:
+            axis = int(np.argmax(patch))
+            patch[axis] -= step
+    patch = list(patch)
     if spatial_dims == 3:
         return patch, 2
     batch = max(minimum_batch, min(12, budget_bytes // max(1, cost(patch, 1))))
@@ -230,11 +241,17 @@ def normalize(image: np.ndarray, scheme: str, stats: Any = None) -> np.ndarray:
 
 
 def prepare_case(
-    image: np.ndarray, affine: np.ndarray | None, cfg: DataConfig, label: np.ndarray | None = None, case_id: str = ""
+    image: np.ndarray,
+    affine: np.ndarray | None,
+    cfg: DataConfig,
+    label: np.ndarray | None = None,
+    case_id: str = "",
 ) -> Case:
     """One stored case (``(C, *S)`` image, optional labels, affine for volumes) onto the plan's grid."""
     if cfg.normalization == "auto" or cfg.patch_size is None:
-        raise ValueError("the data section has no resolved plan (data.patch_size / data.normalization); run make_plan")
+        raise ValueError(
+            "the data section has no resolved plan (data.patch_size / data.normalization); run make_plan"
+        )
     stored_shape = tuple(int(s) for s in image.shape[1:])
     image, label, ornt, spacing = _canonical(image, label, affine)
     canonical_shape = tuple(int(s) for s in image.shape[1:])
@@ -293,7 +310,9 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
         image, label, _, spacing = _canonical(image, label, affine)
         spacings.append(spacing)
         shapes.append(image.shape[1:])
-        cases.append({"id": pair.id, "shape": list(image.shape[1:]), "spacing": [round(s, 5) for s in spacing]})
+        cases.append(
+            {"id": pair.id, "shape": list(image.shape[1:]), "spacing": [round(s, 5) for s in spacing]}
+        )
         if scheme == "ct":
             if label is None:
                 raise ValueError(f"{pair.image}: the CT normalisation needs labels to find the foreground")
@@ -320,16 +339,19 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
     median = [
         int(round(v))
         for v in np.median(
-            [resampled_shape(tuple(s), tuple(sp), tuple(target) if target else None) for s, sp in zip(shapes, spacings, strict=True)],
+            [
+                resampled_shape(tuple(s), tuple(sp), tuple(target) if target else None)
+                for s, sp in zip(shapes, spacings, strict=True)
+            ],
             axis=0,
         )
     ]
     if volumes and spatial_dims == 2:
         median = median[:2]  # axial slices: the first two canonical axes (R-L, A-P)
     budget = int(cfg.memory_budget_mb) * 2**20
-    patch, batch = fit_patch_size(median, spatial_dims, base_channels, depth, budget)
-    if cfg.patch_size is not None:
-        patch = list(cfg.patch_size)
+    given = list(cfg.patch_size) if cfg.patch_size is not None else None
+    patch, batch = fit_patch_size(median, spatial_dims, base_channels, depth, budget, given)
+    if given is not None:
         notes.append("patch size: set in the config")
     notes.append(f"memory budget {cfg.memory_budget_mb} MiB for base width {base_channels}, depth {depth}")
     return Plan(

@@ -57,6 +57,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--list-configs", action="store_true", help="print the shipped config names and exit")
     train.set_defaults(handler=run_train)
 
+    plan = subparsers.add_parser(
+        "plan",
+        help="fingerprint a data set and print its native-resolution plan (spacing, intensities, patch size)",
+        description=(
+            "Derive the preprocessing plan `hlfnet train` would use for a native-resolution config "
+            "(data.preprocessing: patch): per-case spacings and sizes, target spacing, intensity normalisation, "
+            "patch and batch size. Prints it and writes it as JSON (--output, default plan.json)."
+        ),
+    )
+    plan.add_argument("--data", required=True, help="data folder (sets data.root)")
+    plan.add_argument(
+        "--config", help="config (default: patch_3d for a folder of volumes, patch_2d for images)"
+    )
+    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    plan.add_argument("--output", type=Path, default=Path("plan.json"), help="where the plan goes")
+    plan.add_argument("--overwrite", action="store_true", help="replace a plan written earlier")
+    plan.set_defaults(handler=run_plan_command)
+
     demo = subparsers.add_parser(
         "demo",
         help="the main job: train HLF-Net briefly on built-in synthetic data, evaluate, write a run folder",
@@ -186,6 +204,43 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     report = run_demo(run_dir=args.run_dir, overwrite=args.overwrite, overrides=args.overrides)
     print(format_demo_report(report))
+    return 0
+
+
+def run_plan_command(args: argparse.Namespace) -> int:
+    """Handler of ``hlfnet plan``."""
+    import json
+
+    from hlfnet.atomic import atomic_write_bytes
+    from hlfnet.data.layouts import detect_format
+    from hlfnet.engine.config import load_config
+    from hlfnet.engine.training import plan_experiment
+
+    name = args.config
+    overrides = [f"data.root={args.data}", *args.overrides]
+    if name is None:
+        fmt = detect_format(args.data)
+        name = "patch_3d" if fmt in ("msd", "nifti") else "patch_2d"
+        overrides.insert(0, f"data.format={fmt}")
+    config = load_config(name, overrides)
+    if not config.data.is_patch_plan:
+        raise ValueError(
+            f"config {name!r} uses the resize plan (data.preprocessing: resize): nothing to plan"
+        )
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output}: exists; pass --overwrite to replace it, or choose --output")
+    if output.exists():
+        try:
+            previous = json.loads(output.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if not (isinstance(previous, dict) and {"patch_size", "spatial_dims", "cases"} <= set(previous)):
+            raise FileExistsError(f"{output}: not a plan hlfnet wrote; refusing to replace it")
+    _, plan = plan_experiment(config)
+    print(plan.describe())
+    atomic_write_bytes(output, plan.to_json().encode())
+    print(f"written to {output}")
     return 0
 
 

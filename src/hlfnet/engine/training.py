@@ -296,7 +296,9 @@ def plan_experiment(config: ExperimentConfig) -> tuple[ExperimentConfig, Any]:
     plan = make_plan(config.data, int(arguments.get("base_channels", 16)), int(arguments.get("depth", 4)))
     data = apply_plan(config.data, plan)
     batch = plan.batch_size if config.train.batch_size == "auto" else config.train.batch_size
-    return dataclasses.replace(config, data=data, train=dataclasses.replace(config.train, batch_size=batch)), plan
+    return dataclasses.replace(
+        config, data=data, train=dataclasses.replace(config.train, batch_size=batch)
+    ), plan
 
 
 def _cuda_available() -> bool:

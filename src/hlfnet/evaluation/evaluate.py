@@ -112,11 +112,11 @@ def _evaluate_images(predictor: Any, pairs: list[Any], cfg: Any) -> list[dict[st
                     f"{pair.mask}: mask size {truth.shape} differs from image {pair.image} size {pred.mask.shape}"
                 )
             row: dict[str, Any] = {"id": pair.id}
+            # a native-resolution plan predicts at the image's own size: its network level is the original
+            network_truth = truth if cfg.is_patch_plan else resize_mask(truth, cfg.image_size)
             levels = {
                 "original": score_labels(pred.mask, truth, cfg.num_classes),
-                "network": score_labels(
-                    pred.network_mask, resize_mask(truth, cfg.image_size), cfg.num_classes
-                ),
+                "network": score_labels(pred.network_mask, network_truth, cfg.num_classes),
             }
             for level, scores in levels.items():
                 row.update({f"{level}_{m}": v for m, v in scores.items()})
@@ -142,7 +142,11 @@ def _evaluate_volumes(
             labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes)
             pred = predictor.predict_volume_array(pair.image)
             truth = np.ascontiguousarray(np.transpose(reorient_to_slices(labels, meta.affine), (2, 0, 1)))
-            truth_network = labels_to_slices(labels, meta.affine, cfg.image_size).numpy()
+            truth_network = (
+                truth  # a native-resolution plan: slices at the volume's own size
+                if cfg.is_patch_plan
+                else labels_to_slices(labels, meta.affine, cfg.image_size).numpy()
+            )
             row: dict[str, Any] = {"id": pair.id}
             row.update(
                 {f"volume_{m}": v for m, v in score_labels(pred.labels, truth, cfg.num_classes).items()}

@@ -239,7 +239,9 @@ def export_run(
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {fmt!r}")
     loaded = load_run(run, checkpoint=checkpoint)
-    size = loaded.data.get("image_size")
+    # a native-resolution plan exports the network for one window of its sliding-window inference
+    patch = loaded.data.get("preprocessing") == "patch"
+    size = loaded.data.get("patch_size") if patch else loaded.data.get("image_size")
     if not size:
         raise ValueError(
             f"{loaded.weights}: no recorded preprocessing ('data.image_size'), so no input size to export"

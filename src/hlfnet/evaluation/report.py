@@ -389,14 +389,23 @@ def write_report(
                 f"{summary_file.parent}: unknown case id(s) {unknown} (ids are listed in its CSV files)"
             )
         chosen = [("chosen", by_id[c]) for c in cases]
-    shown = _load_cases(predictor, cfg, pairs, picked, volume)
-    chosen_cases = shown if not cases else _load_cases(predictor, cfg, pairs, chosen, volume)
+    # the overlays and Fig. 4 show whole 2-D network inputs; a native-resolution plan has none (yet): its report
+    # keeps the scores and the curves
+    patch = cfg.is_patch_plan
+    shown = [] if patch else _load_cases(predictor, cfg, pairs, picked, volume)
+    chosen_cases = shown if (patch or not cases) else _load_cases(predictor, cfg, pairs, chosen, volume)
     overlays = _overlays(predictor, shown) if shown else None
     model = loaded.model
     has_maps = any(
         isinstance(m, torch.nn.Module) and type(m).__name__ in ("LFE", "HFE") for m in model.modules()
     )
-    if has_maps:
+    if patch:
+        fig4 = []
+        note = (
+            "Native-resolution run (data.preprocessing: patch): overlays and attention maps are not drawn for "
+            "sliding-window predictions yet; hlfnet predict --probabilities writes the probability maps."
+        )
+    elif has_maps:
         fig4 = [(case, _fig4(predictor, case)) for case in chosen_cases]
         note = (
             "Columns as in the paper's Fig. 4: image, ground truth, prediction, then LFE semantic-embedding maps "
@@ -410,7 +419,12 @@ def write_report(
     facts = {
         "model": f"{loaded.model_name} ({summary.get('paper_name', '')}), {summary['parameters']:,} parameters",
         "weights": str(loaded.weights),
-        "data": f"{cfg.format} at {cfg.root}, network input {cfg.image_size[0]}×{cfg.image_size[1]}",
+        "data": f"{cfg.format} at {cfg.root}, "
+        + (
+            f"patches {list(cfg.patch_size)} at spacing {list(cfg.target_spacing or [])}"
+            if patch
+            else f"network input {cfg.image_size[0]}×{cfg.image_size[1]}"
+        ),
         "split": f"{split}: {summary['cases']} case(s)",
         "inference": f"TTA {settings.get('tta')}, largest component {settings.get('largest_component')}, "
         f"threshold {settings.get('threshold')}",

@@ -45,6 +45,37 @@ class Prediction:
     source: Path | None = None
 
 
+def _window_predictions(
+    predictor: Predictor,
+    images: Sequence[str | os.PathLike[str] | np.ndarray],
+    ids: Sequence[str] | None,
+    keep_probabilities: bool,
+) -> Iterator[Prediction]:
+    """A native-resolution plan: each image at its own size, by sliding windows (:mod:`.windows`)."""
+    from hlfnet.data.plan import prepare_case
+    from hlfnet.data.preprocess import image_to_array, resolve_in_channels, to_model_channels
+    from hlfnet.evaluation.predictor.windows import window_probabilities
+
+    for index, image in enumerate(images):
+        array, source = image_to_array(image)
+        chw = to_model_channels(array, resolve_in_channels(predictor.cfg, array.shape[2]), source)
+        case_id = (
+            ids[index]
+            if ids is not None
+            else (Path(image).stem if not isinstance(image, np.ndarray) else "array")
+        )
+        case = prepare_case(chw, None, predictor.cfg, None, case_id)
+        probabilities = window_probabilities(predictor, torch.from_numpy(case.image))
+        mask = predictor.postprocess(predictor.labels(probabilities[None])[0].numpy())
+        yield Prediction(
+            id=case_id,
+            mask=mask,
+            network_mask=mask,
+            probabilities=probabilities.numpy() if keep_probabilities else None,
+            source=None if isinstance(image, np.ndarray) else Path(image),
+        )
+
+
 def image_predictions(
     predictor: Predictor,
     images: Sequence[str | os.PathLike[str] | np.ndarray],
@@ -68,6 +99,9 @@ def image_predictions(
     """
     if ids is not None and len(ids) != len(images):
         raise ValueError(f"got {len(ids)} ids for {len(images)} images")
+    if predictor.cfg.is_patch_plan:
+        yield from _window_predictions(predictor, images, ids, keep_probabilities)
+        return
     pairs = list(zip(images, ids if ids is not None else [None] * len(images), strict=True))
     items = prefetch(
         lambda pair: predictor.load_image(*pair), pairs, predictor.workers, 2 * predictor.batch_size

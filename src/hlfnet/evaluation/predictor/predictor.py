@@ -74,9 +74,12 @@ class Predictor:
     ) -> None:
         from hlfnet.data.config import DataConfig
 
-        if getattr(model, "spatial_dims", 2) != 2:
+        cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(data)
+        expected = cfg.spatial_dims if cfg.is_patch_plan else 2
+        if getattr(model, "spatial_dims", expected) != expected:
             raise ValueError(
-                f"Predictor runs 2-D networks (slice by slice); got spatial_dims={model.spatial_dims}"
+                f"the {cfg.preprocessing} plan of this model predicts with {expected}-D networks; got "
+                f"spatial_dims={model.spatial_dims}"
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -86,7 +89,6 @@ class Predictor:
         out_channels = out_channels or getattr(model, "out_channels", None)
         if in_channels is None or out_channels is None:
             raise ValueError("in_channels and out_channels are needed for a model that does not carry them")
-        cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(data)
         # the model's channel count decides the conversion (grey -> RGB + grey for a 4-channel model), which is
         # the rule training applied to build that model's inputs
         self.cfg = replace(cfg, in_channels=int(in_channels))
@@ -148,6 +150,10 @@ class Predictor:
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` preprocessed images → ``(B, K, H, W)`` probabilities (sigmoid / softmax), TTA-averaged."""
+        if self.cfg.is_patch_plan:
+            raise ValueError(
+                "a native-resolution plan predicts whole images by sliding windows: use predict_images"
+            )
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected preprocessed images (B, {self.in_channels}, H, W), got {tuple(x.shape)}"

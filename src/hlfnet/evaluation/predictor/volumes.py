@@ -1,4 +1,5 @@
-"""NIfTI volumes: a :class:`VolumePrediction` per volume, slice by slice, as the paper's 2-D network.
+"""NIfTI volumes: a :class:`VolumePrediction` per volume, slice by slice, as the paper's 2-D network, or by 3-D
+sliding windows for a native-resolution plan (:mod:`.windows`).
 
 Every axial slice is preprocessed as in training (:func:`~.preprocessing.prepare_volume`), predicted in batches,
 its probabilities resized bilinearly back to the volume's own slice size, and the labels stacked in the axial
@@ -31,7 +32,8 @@ class VolumePrediction:
         id: the file name.
         labels: ``uint8`` ``(N, rows, cols)`` at the volume's own slice size.
         network_labels: ``uint8`` ``(N, H, W)`` at the network input size.
-        probabilities: ``float32`` ``(N, K, rows, cols)``.
+        probabilities: ``float32`` ``(N, K, rows, cols)``; for a native-resolution plan ``(N, 1, rows, cols)``,
+            the foreground probability (the full-resolution probabilities of every class are never kept).
         source: the NIfTI file.
     """
 
@@ -40,6 +42,31 @@ class VolumePrediction:
     network_labels: np.ndarray
     probabilities: np.ndarray
     source: Path
+
+
+def _patch_volume_prediction(predictor: Predictor, path: Path) -> VolumePrediction:
+    """A native-resolution plan: sliding windows over the whole volume at the plan's spacing (3-D networks)."""
+    from hlfnet.data.io import load_volume
+    from hlfnet.data.plan import prepare_case
+    from hlfnet.data.preprocess import reorient_to_slices
+    from hlfnet.evaluation.predictor.windows import case_labels
+
+    volume, meta = load_volume(path)
+    image = volume[None] if volume.ndim == 3 else np.moveaxis(volume, -1, 0)
+    if image.shape[0] != predictor.in_channels:
+        raise ValueError(
+            f"{path}: volume of shape {volume.shape} has {image.shape[0]} channel(s), the model takes "
+            f"{predictor.in_channels}"
+        )
+    labels, foreground = case_labels(
+        predictor, prepare_case(image, meta.affine, predictor.cfg, None, path.name)
+    )
+
+    def slice_layout(array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.transpose(reorient_to_slices(array, meta.affine), (2, 0, 1)))
+
+    labels = slice_layout(labels)
+    return VolumePrediction(path.name, labels, labels, slice_layout(foreground)[:, None], path)
 
 
 def volume_prediction(predictor: Predictor, path: str | os.PathLike[str]) -> VolumePrediction:
@@ -54,6 +81,8 @@ def volume_prediction(predictor: Predictor, path: str | os.PathLike[str]) -> Vol
             file and both counts).
     """
     path = Path(path)
+    if predictor.cfg.is_patch_plan:
+        return _patch_volume_prediction(predictor, path)
     volume = prepare_volume(path, predictor.cfg, predictor.in_channels)
     labels, network_labels, probabilities = [], [], []
     for start in range(0, volume.slices.shape[0], predictor.batch_size):
