@@ -41,18 +41,23 @@ def test_manifest_records_how_each_was_made(name: str) -> None:
     assert split is not None and not set(split["test"]) & set(split["train"])
 
 
-def _held_out_cases(isic_root, name: str, count: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    split = load_pretrained(name).split
+def _held_out_cases(
+    isic_root, name: str, count: int, random_sample: bool = False
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The first ``count`` test ids of the shipped split (sorted by id), or a fixed simple random sample."""
+    ids = load_pretrained(name).split["test"]
+    if random_sample:
+        ids = [ids[i] for i in np.random.default_rng(0).choice(len(ids), count, replace=False)]
     cases = []
-    for case in split["test"][:count]:
+    for case in ids[:count]:
         image = np.asarray(Image.open(isic_root / "ISIC-2017_Training_Data" / f"{case}.jpg").convert("RGB"))
         masks = list((isic_root / "ISIC-2017_Training_Part1_GroundTruth").glob(f"{case}_[sS]egmentation.png"))
         cases.append((case, image, np.asarray(Image.open(masks[0])) > 127))
     return cases
 
 
-#: Held-out images scored by the documented-score check: the first ``SUBSET`` ids of the shipped split's test part
-#: (the split is a seeded shuffle, so they are a simple random sample of its 436).
+#: Held-out images scored by the documented-score check: a fixed simple random sample (seed 0) of the shipped
+#: split's 436 test ids. Not the first ones: the ids are sorted, and ISIC's numbering follows the image sources.
 SUBSET = 120
 
 
@@ -64,12 +69,13 @@ def test_held_out_scores_agree_with_the_documented_ones(name: str, isic_root) ->
     from the whole-set mean by ``s/√n · √((N - n)/(N - 1))`` (``s`` the per-image spread, measured on the
     subset; the factor is sampling without replacement) in standard deviation. Four of those bound it except
     with probability about 6e-5, plus 0.002 for the float16 weights the package stores (the scores are of the
-    float32 weights). At ``s`` ≈ 0.1 Jaccard that is about ±0.035: a model that lost a few points fails."""
+    float32 weights). At a per-image spread ``s`` of 0.1–0.15 Jaccard that is ±0.03–0.05: a model that lost a
+    few points fails."""
     documented = pretrained_info(name)["scores"]["test"]
     total = int(documented["cases"])
     predictor = Predictor.from_path(name, device="cpu")
     scores: dict[str, list[float]] = {"dice": [], "jaccard": [], "accuracy": []}
-    for _case, image, truth in _held_out_cases(isic_root, name, SUBSET):
+    for _case, image, truth in _held_out_cases(isic_root, name, SUBSET, random_sample=True):
         pred = torch.from_numpy(predictor.predict_image(image).mask > 0)[None]
         case = binary_scores(pred, torch.from_numpy(truth)[None])
         for metric, values in scores.items():

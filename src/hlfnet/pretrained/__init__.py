@@ -283,7 +283,12 @@ def _publish(
         "dice": original["dice"],
         "jaccard": original["jaccard"],
         "accuracy": original["accuracy"],
-        "thresholded_jaccard": original["thresholded_jaccard"],
+        # ISIC's column, present in evaluations of ISIC data only (hlfnet.evaluation.evaluate.task_metrics)
+        **(
+            {"thresholded_jaccard": original["thresholded_jaccard"]}
+            if "thresholded_jaccard" in original
+            else {}
+        ),
         "settings": {k: v for k, v in summary.get("settings", {}).items() if k != "weights"},
     }
     weights = folder / f"{name}.safetensors"
