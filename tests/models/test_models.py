@@ -189,8 +189,8 @@ def test_group_count_rule():
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"in_channels": 0}, "in_channels must be a positive integer, got 0"),
-        ({"out_channels": -1}, "out_channels must be a positive integer, got -1"),
+        ({"in_channels": 0}, "in_channels'? must be a positive integer, got 0"),
+        ({"out_channels": -1}, "out_channels'? must be a positive integer, got -1"),
         ({"spatial_dims": 4}, "spatial_dims must be 2 or 3, got 4"),
         ({"base_channels": 0}, "base_channels must be a positive integer, got 0"),
         ({"depth": 0}, "depth must be a positive integer, got 0"),
