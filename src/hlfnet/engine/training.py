@@ -435,7 +435,18 @@ def build_trainer(
         monitor="val_dice",
         mode="max",
         save_top_k=1,
-        save_last=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    # The last epoch in its own callback: Lightning's save_last writes last.ckpt only when the monitored
+    # checkpoint is saved, so an epoch that does not improve val_dice would leave a stale last.ckpt and a
+    # resume would redo it.
+    last = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
@@ -449,7 +460,7 @@ def build_trainer(
         precision=t.precision,
         deterministic=t.deterministic,
         logger=_loggers(run_dir) if logger else False,
-        callbacks=[recorder, RandomStateCallback(), checkpoint, *(callbacks or [])],
+        callbacks=[recorder, RandomStateCallback(), checkpoint, last, *(callbacks or [])],
         plugins=[AtomicCheckpointIO(run_dir)],
         check_val_every_n_epoch=1,
         num_sanity_val_steps=0,
