@@ -142,7 +142,7 @@ def test_msd_dataset_json_listing_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"dataset\.json lists 2 missing.*spleen_9\.nii\.gz"):
         discover(_cfg(tmp_path, root, format="msd"))
     (root / "dataset.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"dataset\.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"dataset\.json(: | is )not valid JSON"):
         discover(_cfg(tmp_path, root, format="msd"))
 
 

