@@ -13,7 +13,14 @@ def test_models_benchmark_runs_and_writes_markdown(tmp_path):
     command = [
         sys.executable,
         str(REPO_ROOT / "benchmarks" / "models.py"),
-        *("--models", "hlfnet", "monai_basicunet", "--modes", "fp32", "channels_last"),  # bf16 is emulated (slow) without AVX-512 BF16
+        *(
+            "--models",
+            "hlfnet",
+            "monai_basicunet",
+            "--modes",
+            "fp32",
+            "channels_last",
+        ),  # bf16 is emulated (slow) without AVX-512 BF16
         *("--iters", "1", "--warmup", "0", "--batch", "1", "--size", "32", "32", "--threads", "1"),
         *("--markdown", str(out)),
     ]
