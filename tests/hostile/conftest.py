@@ -37,6 +37,21 @@ TINY = [
 ]
 
 
+def predict_args(run: Path, inputs: Path, out: Path, *extra: str) -> list[str]:
+    """``hlfnet predict`` arguments of ``run`` on ``inputs`` into ``out`` (no progress bar), plus ``extra``."""
+    return [
+        "predict",
+        "--model",
+        str(run),
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
 def tiny_args(cache: Path, *extra: str) -> list[str]:
     """``--set`` arguments of the tiny experiment plus ``extra`` overrides."""
     out: list[str] = []

@@ -15,21 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import Sentinel, digest_tree, expect_error, expect_ok
-
-
-def _predict(run: Path, inputs: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "predict",
-        "--model",
-        str(run),
-        "--input",
-        str(inputs),
-        "--output",
-        str(out),
-        "--no-progress",
-        *extra,
-    ]
+from tests.hostile.conftest import Sentinel, digest_tree, expect_error, expect_ok, predict_args
 
 
 def _user_temporaries(folder: Path, tagged: bool = True) -> dict[str, Path]:
@@ -51,7 +37,7 @@ def test_predict_keeps_users_files_named_like_temporaries(
     second: list[str], run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    expect_ok(capsys, _predict(run, images, out))
+    expect_ok(capsys, predict_args(run, images, out))
     if not second:  # a kill after the marker said "running": the rerun cleans and finishes
         marker = json.loads((out / ".hlfnet-output.json").read_text())
         (out / ".hlfnet-output.json").write_text(json.dumps({**marker, "status": "running"}))
@@ -59,7 +45,7 @@ def test_predict_keeps_users_files_named_like_temporaries(
     before = digest_tree(out / ".backup.20241201.tmp")
     ours = out / ".case_1.png.hlfnet-k1ll3d00.tmp"
     ours.write_bytes(b"\x89PNG half")
-    expect_ok(capsys, _predict(run, images, out, *second))
+    expect_ok(capsys, predict_args(run, images, out, *second))
     assert all(p.exists() for p in kept.values()), sorted(p.name for p in kept.values() if not p.exists())
     assert digest_tree(out / ".backup.20241201.tmp") == before
     assert not ours.exists()  # hlfnet's own leftover goes
@@ -73,7 +59,7 @@ def test_predict_into_an_unmarked_folder_touches_no_temporaries(
     _user_temporaries(out)
     (out / ".case_0.png.hlfnet-abcd1234.tmp").write_text("no marker: not known to be ours")
     sentinel = Sentinel(out)
-    expect_ok(capsys, _predict(run, images, out))
+    expect_ok(capsys, predict_args(run, images, out))
     after = digest_tree(out)
     assert {k: v for k, v in after.items() if k in sentinel.before} == sentinel.before
 
@@ -112,7 +98,7 @@ def test_long_input_names_fit_their_temporaries(
     )  # 244 bytes: its temporary would pass NAME_MAX (255) if the name were kept whole
     write_png(tmp_path / "imgs" / name, (20, 24, 3))
     out = tmp_path / "out"
-    expect_ok(capsys, _predict(run, tmp_path / "imgs", out))
+    expect_ok(capsys, predict_args(run, tmp_path / "imgs", out))
     assert (out / name).is_file()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
@@ -150,7 +136,7 @@ def test_second_predict_into_a_busy_folder_changes_nothing(
     holder, run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    expect_ok(capsys, _predict(run, images, out))
+    expect_ok(capsys, predict_args(run, images, out))
     marker = json.loads((out / ".hlfnet-output.json").read_text())
     (out / ".hlfnet-output.json").write_text(json.dumps({**marker, "status": "running"}))
     # the first predict's work in progress: a temporary it is writing now
@@ -158,7 +144,7 @@ def test_second_predict_into_a_busy_folder_changes_nothing(
     process = holder(out)
     sentinel = Sentinel(tmp_path)
     for flags in ([], ["--overwrite"]):
-        expect_error(capsys, _predict(run, images, out, *flags), str(out), f"pid {process.pid}")
+        expect_error(capsys, predict_args(run, images, out, *flags), str(out), f"pid {process.pid}")
     sentinel.unchanged()
 
 
@@ -181,7 +167,7 @@ def test_a_refused_predict_leaves_no_lock_behind(
     out = tmp_path / "out"
     write_png(out / "case_1.png", (5, 5), 7)  # a user's file: refused
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, out, "--overwrite"), "case_1.png")
+    expect_error(capsys, predict_args(run, images, out, "--overwrite"), "case_1.png")
     sentinel.unchanged()
     assert sorted(p.name for p in out.iterdir()) == ["case_1.png"]
 
@@ -215,7 +201,7 @@ def test_score_never_replaces_an_evaluation(
     evaluation = run / "evaluation" / "test"
     assert (evaluation / "summary.json").is_file()
     preds = tmp_path / "preds"
-    expect_ok(capsys, _predict(run, images, preds))
+    expect_ok(capsys, predict_args(run, images, preds))
     sentinel = Sentinel(tmp_path)
     argv = ["score", "--pred", str(preds), "--gt", str(preds), "--output", str(evaluation)]
     expect_error(capsys, argv, str(evaluation), "another hlfnet command (evaluation)")
@@ -226,7 +212,7 @@ def test_score_replaces_its_own_scores(
     run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     preds = tmp_path / "preds"
-    expect_ok(capsys, _predict(run, images, preds))
+    expect_ok(capsys, predict_args(run, images, preds))
     argv = ["score", "--pred", str(preds), "--gt", str(preds), "--output", str(tmp_path / "scores")]
     expect_ok(capsys, argv)
     expect_ok(capsys, argv)  # re-scoring is its job

@@ -14,22 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.hostile.conftest import Sentinel, expect_error, expect_ok, save_nifti, write_png
-
-
-def _predict(run: Path, inputs: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "predict",
-        "--model",
-        str(run),
-        "--input",
-        str(inputs),
-        "--output",
-        str(out),
-        "--no-progress",
-        *extra,
-    ]
-
+from tests.hostile.conftest import Sentinel, expect_error, expect_ok, predict_args, save_nifti, write_png
 
 # ---------------------------------------------------------------------------------------------------- output
 
@@ -41,7 +26,7 @@ def test_symlinked_manifest_does_not_escape(
     out.mkdir()
     (out / "predictions.json").symlink_to(tmp_path / "ESCAPED.json")
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, out), "predictions.json")
+    expect_error(capsys, predict_args(run, images, out), "predictions.json")
     assert (tmp_path / "ESCAPED.json").read_text() == "original"
     sentinel.unchanged()
 
@@ -59,7 +44,7 @@ def test_symlinked_mask_is_never_written_through(
     out.mkdir()
     (out / "case_0.png").symlink_to(tmp_path / "bystander" / "notes.txt")
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, out, *flag), "case_0.png")
+    expect_error(capsys, predict_args(run, images, out, *flag), "case_0.png")
     sentinel.unchanged()
 
 
@@ -70,7 +55,7 @@ def test_symlinked_probability_folder(
     out.mkdir()
     (out / "probabilities").symlink_to(tmp_path / "bystander")
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, out, "--probabilities"), "probabilities")
+    expect_error(capsys, predict_args(run, images, out, "--probabilities"), "probabilities")
     sentinel.unchanged()
 
 
@@ -79,7 +64,7 @@ def test_output_is_the_input_folder(
     flag: list[str], run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, images, *flag), "input folder")
+    expect_error(capsys, predict_args(run, images, images, *flag), "input folder")
     sentinel.unchanged()
 
 
@@ -87,7 +72,7 @@ def test_single_input_file_into_its_own_folder(
     run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images / "case_0.png", images, "--overwrite"), "input folder")
+    expect_error(capsys, predict_args(run, images / "case_0.png", images, "--overwrite"), "input folder")
     sentinel.unchanged()
 
 
@@ -97,7 +82,7 @@ def test_foreign_file_is_not_replaced_even_with_overwrite(
     out = tmp_path / "out"
     write_png(out / "case_1.png", (5, 5), 7)
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, out, "--overwrite"), "case_1.png", "not written by hlfnet")
+    expect_error(capsys, predict_args(run, images, out, "--overwrite"), "case_1.png", "not written by hlfnet")
     sentinel.unchanged()
 
 
@@ -105,11 +90,11 @@ def test_rerun_refuses_then_overwrite_replaces_own(
     run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    expect_ok(capsys, _predict(run, images, out))
+    expect_ok(capsys, predict_args(run, images, out))
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, out), "already holds predictions", "--overwrite")
+    expect_error(capsys, predict_args(run, images, out), "already holds predictions", "--overwrite")
     sentinel.unchanged()
-    expect_ok(capsys, _predict(run, images, out, "--overwrite"))
+    expect_ok(capsys, predict_args(run, images, out, "--overwrite"))
     sentinel.unchanged(out)
 
 
@@ -117,7 +102,7 @@ def test_rerun_after_a_kill_finishes_the_rest(
     run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    expect_ok(capsys, _predict(run, images, out))
+    expect_ok(capsys, predict_args(run, images, out))
     reference = {p.name: p.read_bytes() for p in out.glob("case_*.png")}
     # the state a SIGKILL after the first mask leaves: marker "running", one mask, a temporary, no manifest
     marker = json.loads((out / ".hlfnet-output.json").read_text())
@@ -127,7 +112,7 @@ def test_rerun_after_a_kill_finishes_the_rest(
     (out / "case_2.png").unlink()
     (out / "predictions.json").unlink()
     (out / ".case_1.png.hlfnet-k1ll3d00.tmp").write_bytes(b"\x89PNG trunc")
-    expect_ok(capsys, _predict(run, images, out))
+    expect_ok(capsys, predict_args(run, images, out))
     assert {p.name: p.read_bytes() for p in out.glob("case_*.png")} == reference
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert json.loads((out / ".hlfnet-output.json").read_text())["status"] == "complete"
@@ -138,7 +123,7 @@ def test_output_below_a_file(
 ) -> None:
     (tmp_path / "afile").write_text("x")
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, tmp_path / "afile" / "out"), "afile")
+    expect_error(capsys, predict_args(run, images, tmp_path / "afile" / "out"), "afile")
     sentinel.unchanged()
 
 
@@ -147,7 +132,7 @@ def test_output_is_a_file(
 ) -> None:
     (tmp_path / "afile").write_text("x")
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, tmp_path / "afile", "--overwrite"), "afile")
+    expect_error(capsys, predict_args(run, images, tmp_path / "afile", "--overwrite"), "afile")
     sentinel.unchanged()
 
 
@@ -177,7 +162,7 @@ def test_os_errors_while_writing_are_one_line(
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, tmp_path / "out"), needle, "out")
+    expect_error(capsys, predict_args(run, images, tmp_path / "out"), needle, "out")
     sentinel.unchanged(tmp_path / "out")
 
 
@@ -211,7 +196,7 @@ def test_bad_options(
     extra: list[str], needle: str, run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, images, tmp_path / "out", *extra), needle)
+    expect_error(capsys, predict_args(run, images, tmp_path / "out", *extra), needle)
     sentinel.unchanged(tmp_path / "out")
 
 
@@ -220,7 +205,7 @@ def test_cuda_without_gpu(
 ) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    expect_error(capsys, _predict(run, images, tmp_path / "out", "--device", "cuda"), "--device")
+    expect_error(capsys, predict_args(run, images, tmp_path / "out", "--device", "cuda"), "--device")
 
 
 # ---------------------------------------------------------------------------------------------------- inputs
@@ -358,7 +343,7 @@ def test_bad_input_is_one_line_naming_it(
 ) -> None:
     inputs, needle = _bad_input(kind, tmp_path / "in")
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, inputs, tmp_path / "out"), needle)
+    expect_error(capsys, predict_args(run, inputs, tmp_path / "out"), needle)
     sentinel.unchanged(tmp_path / "out")
 
 
@@ -369,7 +354,9 @@ def test_volume_over_the_voxel_limit(
     _nifti(tmp_path / "in" / "big.nii.gz", np.zeros((40, 40, 40), np.float32))
     monkeypatch.setenv("HLFNET_MAX_VOLUME_VOXELS", "10000")
     expect_error(
-        capsys, _predict(run, tmp_path / "in" / "big.nii.gz", tmp_path / "out"), "HLFNET_MAX_VOLUME_VOXELS"
+        capsys,
+        predict_args(run, tmp_path / "in" / "big.nii.gz", tmp_path / "out"),
+        "HLFNET_MAX_VOLUME_VOXELS",
     )
 
 
@@ -382,7 +369,9 @@ def test_image_over_the_pixel_limit(
 ) -> None:
     write_png(images / "case_big.png", (40, 40, 3))
     monkeypatch.setenv("HLFNET_MAX_IMAGE_PIXELS", "1500")  # the network's 32×32 fits, the 40×40 image not
-    expect_error(capsys, _predict(run, images, tmp_path / "out"), "case_big.png", "HLFNET_MAX_IMAGE_PIXELS")
+    expect_error(
+        capsys, predict_args(run, images, tmp_path / "out"), "case_big.png", "HLFNET_MAX_IMAGE_PIXELS"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -437,5 +426,5 @@ def test_broken_model_is_one_line(
     needle = _break_model(kind, run)
     model = run.parent / "nope" if kind == "missing-run" else run
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(model, images, tmp_path / "out"), needle)
+    expect_error(capsys, predict_args(model, images, tmp_path / "out"), needle)
     sentinel.unchanged(tmp_path / "out")

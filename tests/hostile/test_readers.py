@@ -13,21 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.hostile.conftest import Sentinel, expect_error, expect_ok, save_nifti, write_png
-
-
-def _predict(run: Path, inputs: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "predict",
-        "--model",
-        str(run),
-        "--input",
-        str(inputs),
-        "--output",
-        str(out),
-        "--no-progress",
-        *extra,
-    ]
+from tests.hostile.conftest import Sentinel, expect_error, expect_ok, predict_args, save_nifti, write_png
 
 
 def forged_nifti(path: Path, shape: tuple[int, int, int] = (800, 800, 800), gz: bool = False) -> Path:
@@ -49,7 +35,7 @@ def test_forged_nifti_header_is_refused_before_allocating(
     volume = forged_nifti(tmp_path / ("forged.nii.gz" if gz else "forged.nii"), gz=gz)
     assert volume.stat().st_size < 1000
     sentinel = Sentinel(tmp_path)
-    line = expect_error(capsys, _predict(run, volume, tmp_path / "out"), str(volume), "declares")
+    line = expect_error(capsys, predict_args(run, volume, tmp_path / "out"), str(volume), "declares")
     assert "(800, 800, 800)" in line
     sentinel.unchanged(tmp_path / "out")
 
@@ -107,7 +93,7 @@ def test_npy_of_a_non_numeric_dtype_is_one_line(
     folder.mkdir()
     np.save(folder / "case.npy", NPY_DTYPES[kind])
     sentinel = Sentinel(tmp_path)
-    expect_error(capsys, _predict(run, folder, tmp_path / "out"), "case.npy", "type")
+    expect_error(capsys, predict_args(run, folder, tmp_path / "out"), "case.npy", "type")
     sentinel.unchanged(tmp_path / "out")
 
 
@@ -138,7 +124,7 @@ def test_special_files_named_like_images_are_named(
     make(special)
     sentinel = Sentinel(tmp_path)
     inputs = images if where == "in-folder" else special
-    expect_error(capsys, _predict(run, inputs, tmp_path / "out"), "zz_special.png", needle)
+    expect_error(capsys, predict_args(run, inputs, tmp_path / "out"), "zz_special.png", needle)
     sentinel.unchanged(tmp_path / "out")
 
 
@@ -157,7 +143,7 @@ def test_deeply_nested_model_json_is_one_line(
     (run / "model.json").write_text("[" * 100_000 + "]" * 100_000)
     sentinel = Sentinel(tmp_path)
     expect_error(
-        capsys, _predict(run / "model.safetensors", images, tmp_path / "out"), "model.json", "nested"
+        capsys, predict_args(run / "model.safetensors", images, tmp_path / "out"), "model.json", "nested"
     )
     sentinel.unchanged(tmp_path / "out")
 
@@ -171,7 +157,7 @@ def test_huge_in_channels_in_model_json_is_refused_before_building(
     sentinel = Sentinel(tmp_path)
     expect_error(
         capsys,
-        _predict(run / "model.safetensors", images, tmp_path / "out"),
+        predict_args(run / "model.safetensors", images, tmp_path / "out"),
         "in_channels",
         "HLFNET_MAX_PARAMETERS",
     )
@@ -194,7 +180,7 @@ def test_limit_variables_must_be_finite_integers(
 
     monkeypatch.setenv(variable, value)
     if variable == "HLFNET_MAX_IMAGE_PIXELS":
-        argv = _predict(run, images, tmp_path / "out")
+        argv = predict_args(run, images, tmp_path / "out")
     else:
         argv = ["train", "--config", "synthetic", "--run-dir", str(tmp_path / "r"), *tiny_args(cache)]
     expect_error(capsys, argv, variable)
@@ -228,7 +214,7 @@ def test_file_size_limit_is_one_line(run: Path, tmp_path: Path) -> None:
         sys.executable,
         "-m",
         "hlfnet",
-        *_predict(run, tmp_path / "imgs", tmp_path / "out", "--probabilities"),
+        *predict_args(run, tmp_path / "imgs", tmp_path / "out", "--probabilities"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, preexec_fn=small_files, timeout=600)
     assert result.returncode == 2, result.stderr[-3000:]

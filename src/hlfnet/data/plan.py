@@ -36,6 +36,7 @@ import numpy as np
 from hlfnet.data.config import DataConfig
 from hlfnet.data.geometry import Geometry, resample_image, resample_labels, resampled_shape, to_canonical
 from hlfnet.data.io import is_nifti, load_label_volume, load_volume, read_image, read_mask
+from hlfnet.limits import ACTIVATION_BYTES_PER_PIXEL_CHANNEL
 
 __all__ = [
     "ANISOTROPY_THRESHOLD",
@@ -57,7 +58,6 @@ logger = logging.getLogger(__name__)
 ANISOTROPY_THRESHOLD = 3.0
 #: Foreground voxels sampled per training case for the CT statistics (nnU-Net samples 10,000 per case).
 FOREGROUND_SAMPLES_PER_CASE = 10_000
-_BYTES_PER_VOXEL_CHANNEL = 300  # as limits.ACTIVATION_BYTES_PER_PIXEL_CHANNEL: activations kept for backward
 
 
 @dataclass
@@ -160,7 +160,7 @@ def fit_patch_size(
     step = 2**depth
 
     def cost(p: list[int], batch: int) -> int:
-        return _BYTES_PER_VOXEL_CHANNEL * base_channels * batch * int(np.prod(p))
+        return ACTIVATION_BYTES_PER_PIXEL_CHANNEL * base_channels * batch * int(np.prod(p))
 
     minimum_batch = 2
     if patch is None:

@@ -209,9 +209,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 def run_plan_command(args: argparse.Namespace) -> int:
     """Handler of ``hlfnet plan``."""
-    import json
-
-    from hlfnet.atomic import atomic_write_bytes
+    from hlfnet.atomic import atomic_write_bytes, owned_outputs
     from hlfnet.data.layouts import detect_format
     from hlfnet.engine.config import load_config
     from hlfnet.engine.training import plan_experiment
@@ -228,18 +226,11 @@ def run_plan_command(args: argparse.Namespace) -> int:
             f"config {name!r} uses the resize plan (data.preprocessing: resize): nothing to plan"
         )
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise FileExistsError(f"{output}: exists; pass --overwrite to replace it, or choose --output")
-    if output.exists():
-        try:
-            previous = json.loads(output.read_text())
-        except (OSError, ValueError):
-            previous = None
-        if not (isinstance(previous, dict) and {"patch_size", "spatial_dims", "cases"} <= set(previous)):
-            raise FileExistsError(f"{output}: not a plan hlfnet wrote; refusing to replace it")
     _, plan = plan_experiment(config)
     print(plan.describe())
-    atomic_write_bytes(output, plan.to_json().encode())
+    # the one ownership mechanism: a plan hlfnet wrote is replaced with --overwrite, any other file never
+    with owned_outputs(output.parent, [output.name], "plan", overwrite=args.overwrite):
+        atomic_write_bytes(output, plan.to_json().encode(), root=output.parent)
     print(f"written to {output}")
     return 0
 
