@@ -177,3 +177,29 @@ def test_patch_plan_settings_are_checked(changes, message):
 def test_resize_plan_refuses_3d():
     with pytest.raises(ValueError, match="spatial_dims=3 needs data.preprocessing: patch"):
         DataConfig(format="msd", root="x", spatial_dims=3)
+
+
+def test_plan_command_prints_writes_and_never_replaces_a_foreign_file(tmp_path, capsys):
+    from hlfnet.cli import main
+
+    root = _ct_dataset(tmp_path / "ct", [(1.0, 1.0, 2.0), (1.0, 1.0, 4.0)])
+    args = [
+        "plan",
+        "--data",
+        str(root),
+        "--set",
+        "data.split_fractions=[1,0,0]",
+        "--set",
+        f"data.cache_dir={tmp_path}",
+    ]
+    out = tmp_path / "out" / "plan.json"
+    assert main([*args, "--output", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["spatial_dims"] == 3 and written["target_spacing"] == pytest.approx([1.0, 1.0, 3.0])
+    assert "target spacing: [1.0, 1.0, 3.0]" in capsys.readouterr().out
+    assert main([*args, "--output", str(out)]) == 2  # exists: --overwrite needed
+    assert main([*args, "--output", str(out), "--overwrite"]) == 0
+    foreign = tmp_path / "out" / "notes.json"
+    foreign.write_text("mine")
+    assert main([*args, "--output", str(foreign), "--overwrite"]) == 2
+    assert foreign.read_text() == "mine"
