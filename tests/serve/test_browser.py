@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.serve.conftest import reference_masks
+from tests.serve.conftest import Server, reference_masks, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +48,32 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
+@pytest.fixture(scope="module")
+def lesion_run(tiny_run, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the tiny run whose output layer says "lesion" everywhere (head bias +8, weights 0).
+
+    A one-epoch model on synthetic data may predict nothing on a real ISIC image, and an empty mask would make the
+    overlay and opacity checks vacuous; this mask is known without the model: every pixel is foreground.
+    """
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path_factory.mktemp("lesion") / "run"
+    shutil.copytree(tiny_run, run)
+    weights = load_file(run / "model.safetensors")
+    weights["head.weight"] = weights["head.weight"] * 0
+    weights["head.bias"] = weights["head.bias"] * 0 + 8
+    save_file(weights, run / "model.safetensors")
+    return run
+
+
+@pytest.fixture(scope="module")
+def server(lesion_run, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``hlfnet serve`` on the lesion-everywhere run (overrides the package's tiny-run server for this module)."""
+    srv = start_server(lesion_run, tmp_path_factory.mktemp("server"))
+    yield srv
+    assert srv.stop() == 0, srv.log_text()
+
+
 @pytest.fixture
 def page(browser, server) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
@@ -72,14 +98,14 @@ def page(browser, server) -> Iterator[object]:
 
 
 def test_upload_overlay_download_scores_screenshot(
-    page, server, tiny_run, isic_image, isic_truth, tmp_path
+    page, server, lesion_run, isic_image, isic_truth, tmp_path
 ) -> None:
     from PIL import Image
 
     from hlfnet.data import read_mask
     from hlfnet.evaluation import binary_scores
 
-    expected = reference_masks(tiny_run, [isic_image], tmp_path / "predict")[isic_image.name]
+    expected = reference_masks(lesion_run, [isic_image], tmp_path / "predict")[isic_image.name]
     page.set_input_files("#truth", str(isic_truth))
     page.set_input_files("#files", str(isic_image))
     card = page.locator(".card[data-state='done']")
@@ -94,6 +120,7 @@ def test_upload_overlay_download_scores_screenshot(
     assert download_info.value.suggested_filename == f"{isic_image.stem}_mask.png"
     assert downloaded.read_bytes() == expected
     mask = read_mask(downloaded)
+    assert mask.all(), "the lesion-everywhere model must give a full mask"
     assert card.locator("dd.area").inner_text().startswith(f"{int(mask.sum()):,}")
     # the scores against the ground truth, as binary_scores
     page.wait_for_selector(".score-dice")
