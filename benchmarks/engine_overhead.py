@@ -28,10 +28,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from hlfnet.engine.config import load_config
 from hlfnet.engine.loss import dice_loss
 from hlfnet.engine.module import SegmentationDataModule
 from hlfnet.engine.training import train
+from hlfnet.experiment.config import load_config
 from hlfnet.models import create_model
 
 

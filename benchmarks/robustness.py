@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from hlfnet.evaluation import Predictor, binary_scores
-from hlfnet.pretrained import load_pretrained
+from hlfnet.experiment import load_pretrained
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from hlfnet.data import DataConfig
-from hlfnet.engine.config import ModelConfig, TrainConfig, config_to_dict, load_config
 from hlfnet.errors import ResourceLimitError
+from hlfnet.experiment.config import ModelConfig, TrainConfig, config_to_dict, load_config
 from hlfnet.schema import EXTENDS_KEY, apply_overrides, list_configs, read_yaml, resolve_config_path
 
 

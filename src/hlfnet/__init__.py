@@ -1,7 +1,8 @@
 """hlfnet: HLF-Net (High- and Low-Level Feature Enhancement) for medical image segmentation."""
 
+from hlfnet.experiment import load_pretrained
 from hlfnet.models import create_model, list_models
-from hlfnet.pretrained import list_pretrained, load_pretrained
+from hlfnet.pretrained import list_pretrained
+from hlfnet.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["__version__", "create_model", "list_models", "list_pretrained", "load_pretrained"]

@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from hlfnet import __version__
 from hlfnet.errors import Terminated, UserError
+from hlfnet.version import __version__
 
 AREAS = (
     "hlfnet.models.cli",
@@ -53,10 +53,6 @@ _OS_ADVICE = {
     errno.ENOMEM: "out of memory: lower data.image_size or train.batch_size",
     errno.EFBIG: "file too large for this file system or for the file size limit (ulimit -f)",
 }
-
-
-class CLIError(UserError):
-    """An error to show the user as one line (no traceback), exit status 2."""
 
 
 def _raised_by_hlfnet(error: BaseException) -> bool:

@@ -1,7 +1,7 @@
 """The one configuration system of hlfnet: a typed-dataclass validator and the one YAML loader.
 
 Every configuration hlfnet reads goes through here: the experiment files of ``hlfnet train`` (model, data and
-train sections, :mod:`hlfnet.engine.config`), the data section that ``hlfnet data`` reads
+train sections, :mod:`hlfnet.experiment.config`), the data section that ``hlfnet data`` reads
 (:class:`hlfnet.data.DataConfig`), and a run folder's ``config.yaml`` read back by ``evaluate``, ``predict``
 and ``--resume``.
 

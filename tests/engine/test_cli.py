@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hlfnet.cli import main
-from hlfnet.engine.callbacks import read_metrics_csv
 from hlfnet.evaluation import evaluate_run
+from hlfnet.experiment import read_metrics_csv
 from hlfnet.schema import list_configs
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hlfnet.engine.config import ExperimentConfig, TrainConfig, config_to_dict, load_config
+from hlfnet.experiment.config import ExperimentConfig, TrainConfig, config_to_dict, load_config
 from hlfnet.models import TABLE1_MODELS
 from hlfnet.schema import apply_overrides, list_configs, resolve_config_path
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
-from hlfnet.engine.callbacks import read_metrics_csv
-from hlfnet.engine.config import load_config
 from hlfnet.engine.module import EPOCH_COLUMNS
 from hlfnet.engine.training import RunResult, load_run_config, train
 from hlfnet.errors import OutputRefused
 from hlfnet.evaluation import evaluate_run
+from hlfnet.experiment import read_metrics_csv
+from hlfnet.experiment.config import load_config
 from hlfnet.models import load_model
 from tests.engine.conftest import SUBPROCESS_ENV, tiny_overrides
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hlfnet.cli import main
-from hlfnet.evaluation import evaluate_run, load_run
+from hlfnet.evaluation import evaluate_run
+from hlfnet.experiment import load_run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hlfnet.evaluation.export import OnnxModel, export_model, exported_json_path, load_exported
-from hlfnet.evaluation.run import load_run
+from hlfnet.experiment.run_folder import load_run
 from hlfnet.models import create_model, save_model
 
 from .conftest import TINY, make_run

@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from hlfnet.cli import main
-from hlfnet.evaluation import Predictor, evaluate_run, load_run
-from hlfnet.pretrained import list_pretrained, load_pretrained, publish_pretrained, verify_pretrained
+from hlfnet.evaluation import Predictor, evaluate_run
+from hlfnet.experiment import load_pretrained, load_run
+from hlfnet.pretrained import list_pretrained, verify_pretrained
+from hlfnet.pretrained.publish import publish_pretrained
 from tests.evaluation.conftest import make_run
 
 DATA = {"format": "synthetic", "image_size": [32, 48], "in_channels": 4, "synthetic_test": 3}

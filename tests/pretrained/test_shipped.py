@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from hlfnet.evaluation import Predictor, binary_scores
-from hlfnet.pretrained import list_pretrained, load_pretrained, pretrained_info, verify_pretrained
+from hlfnet.experiment import load_pretrained
+from hlfnet.pretrained import list_pretrained, pretrained_info, verify_pretrained
 
 SHIPPED = ("hlfnet-isic2017", "unet-isic2017")
 

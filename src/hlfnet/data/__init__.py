@@ -11,10 +11,11 @@ Public API (see ``docs/data.md``)::
 
 from __future__ import annotations
 
+from hlfnet.data.channels import resolve_in_channels
 from hlfnet.data.config import FORMATS, DataConfig, paper_config
 from hlfnet.data.datasets import SegmentationDataset, build_dataset
 from hlfnet.data.io import VolumeMeta, load_volume, read_image, read_mask
-from hlfnet.data.preprocess import preprocess_image, resolve_in_channels, slices_to_volume, volume_to_slices
+from hlfnet.data.preprocess import preprocess_image, slices_to_volume, volume_to_slices
 from hlfnet.data.splits import read_split, resolve_split, write_split
 
 __all__ = [

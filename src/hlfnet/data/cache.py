@@ -27,20 +27,20 @@ from pathlib import Path
 import numpy as np
 
 from hlfnet.atomic import check_target, temporary_prefix
+from hlfnet.data.channels import resolve_in_channels, uniform_channels
 from hlfnet.data.config import DataConfig
-from hlfnet.data.io import load_label_volume, load_volume, npy_header, pil_header, read_image, read_mask
+from hlfnet.data.io import load_label_volume, load_volume, npy_header, read_image, read_mask
 from hlfnet.data.layouts import Pair
 from hlfnet.data.preprocess import (
     labels_to_slices,
     resize_image,
     resize_mask,
-    resolve_in_channels,
     slice_orientation,
     to_model_channels,
     volume_to_slices,
 )
 
-__all__ = ["CACHE_VERSION", "ArrayStore", "cache_key", "load_or_build", "native_channels", "uniform_channels"]
+__all__ = ["CACHE_VERSION", "ArrayStore", "cache_key", "load_or_build"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,50 +93,6 @@ def cache_key(cfg: DataConfig, split: str, pairs: list[Pair], in_channels: int) 
         "sources": [[p.id, *_stat(p.image), *_stat(p.mask)] for p in pairs],
     }
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def native_channels(cfg: DataConfig, pair: Pair) -> int:
-    """Channels of a source as read (1 grey, 3 colour, C for ``.npy``/4-D NIfTI), reading only headers."""
-    if cfg.is_volume:
-        import nibabel as nib
-
-        try:
-            shape = nib.load(str(pair.image)).shape
-        except Exception as error:  # nibabel raises many types for broken files
-            raise ValueError(f"{pair.image}: unreadable NIfTI ({type(error).__name__}: {error})") from None
-        return int(shape[3]) if len(shape) == 4 else 1
-    if pair.image.suffix.lower() == ".npy":
-        shape, _ = npy_header(pair.image)
-        return int(shape[2]) if len(shape) == 3 else 1
-    with pil_header(pair.image) as img:
-        return 1 if img.mode in ("1", "L", "LA", "F") or img.mode.startswith("I") else 3
-
-
-def uniform_channels(cfg: DataConfig, pairs: list[Pair]) -> int | None:
-    """The one native channel count of ``pairs`` (headers only), ``None`` for no pairs.
-
-    Raises:
-        ValueError: the sources mix channel counts (grey and colour images in one data set), naming an example
-            of each; converting them, or setting ``data.in_channels``, resolves it.
-    """
-    if not pairs:
-        return None
-    if (cfg.in_channels is not None or cfg.format in ("isic2017", "synthetic")) and not cfg.is_volume:
-        return native_channels(cfg, pairs[0])  # every image is converted to the model's channels
-    found: dict[int, list[Path]] = {}
-    for pair in pairs:
-        try:
-            channels = native_channels(cfg, pair)
-        except (FileNotFoundError, ValueError):
-            continue  # decoding the pair reports it (or skips it with skip_bad)
-        found.setdefault(channels, []).append(pair.image)
-    if len(found) > 1:
-        kinds = "; ".join(f"{c} channel(s) ×{len(p)} (e.g. {p[0]})" for c, p in sorted(found.items()))
-        raise ValueError(
-            f"data.root {cfg.root}: images with different channel counts: {kinds}; convert them to one kind, "
-            "or set data.in_channels (4 = RGB + grey takes both grey and colour images)"
-        )
-    return next(iter(found)) if found else None
 
 
 def _eight_bit(pair: Pair) -> bool:

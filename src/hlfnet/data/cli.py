@@ -105,8 +105,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from hlfnet.cli import CLIError
     from hlfnet.data.download import download_dataset
+    from hlfnet.errors import UserError
 
     bars: dict[str, ProgressCallback] = {}
 
@@ -118,7 +118,7 @@ def _download(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError):
         raise
     except OSError as error:  # network trouble: one line, the .part file stays for the next run
-        raise CLIError(str(error)) from error
+        raise UserError(str(error)) from error
     finally:
         for bar in bars.values():
             bar.close()

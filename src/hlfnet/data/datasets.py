@@ -21,8 +21,9 @@ from torch.utils.data import Dataset
 
 from hlfnet.data.augment import AugmentParams, augment_pair
 from hlfnet.data.cache import ArrayStore, load_or_build
+from hlfnet.data.channels import resolve_in_channels
 from hlfnet.data.config import SPLITS, DataConfig
-from hlfnet.data.preprocess import resolve_in_channels, to_model_channels
+from hlfnet.data.preprocess import to_model_channels
 from hlfnet.data.splits import split_pairs
 from hlfnet.data.synthetic import generate_synthetic, synthetic_ids
 

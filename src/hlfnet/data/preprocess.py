@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hlfnet.data.channels import resolve_in_channels
 from hlfnet.data.config import DataConfig
 from hlfnet.data.io import load_volume, read_image
 
 __all__ = [
     "SLICE_AXCODES",
-    "resolve_in_channels",
     "resize_image",
     "resize_mask",
     "to_model_channels",
@@ -42,45 +42,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SLICE_AXCODES = ("P", "L", "S")
-_DEFAULT_CHANNELS = {"isic2017": 4, "synthetic": 4, "msd": 1, "nifti": 1, "nnunet": 1}
-
-
-def resolve_in_channels(cfg: DataConfig, native_channels: int | None = None) -> int:
-    """Channels of the model input: ``cfg.in_channels`` or derived from the format / the source.
-
-    Args:
-        cfg: Data config.
-        native_channels: Channels of the source image/volume (1 grey, 3 colour, C for arrays), used for
-            ``folder`` (grey → 1, colour → 4 = RGB + grey, other → as is), ``nnunet`` (as stored) and
-            multi-channel volumes;
-            ``None`` reads the header of the first source file under ``cfg.root`` (what the datasets do).
-    """
-    if cfg.in_channels is not None:
-        return cfg.in_channels
-    if cfg.format in ("isic2017", "synthetic"):
-        return 4
-    if native_channels is None:
-        native_channels = _first_source_channels(cfg)
-    if native_channels is None:
-        return _DEFAULT_CHANNELS.get(cfg.format, 1)
-    if cfg.format in ("msd", "nifti", "nnunet"):
-        return native_channels  # nnU-Net: the channels as stored (an RGB PNG is 3), as nnU-Net reads them
-    return {1: 1, 3: 4}.get(native_channels, native_channels)
-
-
-def _first_source_channels(cfg: DataConfig) -> int | None:
-    from hlfnet.data.cache import uniform_channels
-    from hlfnet.data.layouts import discover
-
-    try:
-        pairs = discover(cfg).all_pairs()
-    except (FileNotFoundError, ValueError) as error:
-        logger.warning(
-            "cannot read the channel count from the data (%s); assuming the %s default", error, cfg.format
-        )
-        return None
-    # every source's header: a data set mixing grey and colour is refused here, before any run folder exists
-    return uniform_channels(cfg, pairs)
 
 
 def resize_image(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:

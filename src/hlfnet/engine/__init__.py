@@ -17,12 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from hlfnet.engine.config import (
+from hlfnet.experiment import (
     ExperimentConfig,
     ModelConfig,
     TrainConfig,
     config_to_dict,
     load_config,
+    read_metrics_csv,
     save_config,
 )
 from hlfnet.schema import apply_overrides, list_configs
@@ -35,7 +36,6 @@ _LAZY = {
     "SegmentationModule": "hlfnet.engine.module",
     "SegmentationDataModule": "hlfnet.engine.module",
     "dice_loss": "hlfnet.engine.loss",
-    "read_metrics_csv": "hlfnet.engine.callbacks",
     "run_demo": "hlfnet.engine.demo",
 }
 
@@ -47,6 +47,7 @@ __all__ = [
     "config_to_dict",
     "list_configs",
     "load_config",
+    "read_metrics_csv",
     "save_config",
     *_LAZY,
 ]

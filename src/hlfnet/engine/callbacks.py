@@ -38,7 +38,6 @@ __all__ = [
     "RandomStateCallback",
     "RunRecorder",
     "plot_curves",
-    "read_metrics_csv",
     "write_metrics_csv",
 ]
 
@@ -113,22 +112,6 @@ def write_metrics_csv(path: str | Path, rows: list[dict[str, float]], root: str 
     for row in rows:
         writer.writerow({k: (int(row[k]) if k == "epoch" else repr(float(row[k]))) for k in EPOCH_COLUMNS})
     atomic_write_bytes(path, text.getvalue().encode(), root)
-
-
-def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
-    """Read a run's ``metrics.csv`` back: a list of ``{column: float}`` (``epoch`` as int).
-
-    Raises:
-        FileNotFoundError: no such file (names it).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: metrics file not found")
-    with path.open(newline="") as handle:
-        return [
-            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(handle)
-        ]
 
 
 def plot_curves(
@@ -258,7 +241,7 @@ class RunRecorder(L.Callback):
 
 
 def _plain_data(data: DataConfig) -> dict[str, Any]:
-    from hlfnet.engine.config import plain_data
+    from hlfnet.experiment.config import plain_data
 
     return plain_data(asdict(data))
 

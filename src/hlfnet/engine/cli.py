@@ -10,19 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-#: Keys that may change when a run is resumed (more epochs, other hardware); anything else would make the
-#: continued run a different experiment.
-RESUME_OVERRIDABLE = (
-    "train.max_epochs",
-    "train.accelerator",
-    "train.devices",
-    "train.num_nodes",
-    "train.strategy",
-    "train.num_workers",
-    "train.channels_last",
-    "train.progress_bar",
-    "train.log_every_n_steps",
-)
+from hlfnet.experiment.config import RESUME_OVERRIDABLE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -152,7 +140,7 @@ def _hardware_overrides(args: argparse.Namespace) -> list[str]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``hlfnet train``."""
-    from hlfnet.cli import CLIError
+    from hlfnet.errors import UserError
     from hlfnet.schema import list_configs
 
     if args.list_configs:
@@ -164,13 +152,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.resume is not None:
         if args.config or args.overwrite or args.run_dir:
-            raise CLIError(
+            raise UserError(
                 "--resume RUN continues RUN with its own config: drop --config, --run-dir and --overwrite"
             )
         for item in overrides:
             key = item.partition("=")[0].strip()
             if key not in RESUME_OVERRIDABLE:
-                raise CLIError(
+                raise UserError(
                     f"cannot change {key!r} when resuming (it would be another experiment); "
                     f"allowed: {', '.join(RESUME_OVERRIDABLE)}"
                 )
@@ -178,8 +166,8 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(config, args.resume, resume=True)
     else:
         if not args.config:
-            raise CLIError("--config is required (a YAML file or one of: hlfnet train --list-configs)")
-        from hlfnet.engine.config import load_config
+            raise UserError("--config is required (a YAML file or one of: hlfnet train --list-configs)")
+        from hlfnet.experiment.config import load_config
 
         config = load_config(args.config, overrides)
         result = train(config, args.run_dir, overwrite=args.overwrite)
@@ -211,8 +199,8 @@ def run_plan_command(args: argparse.Namespace) -> int:
     """Handler of ``hlfnet plan``."""
     from hlfnet.atomic import atomic_write_bytes, owned_outputs
     from hlfnet.data.layouts import detect_format
-    from hlfnet.engine.config import load_config
     from hlfnet.engine.training import plan_experiment
+    from hlfnet.experiment.config import load_config
 
     name = args.config
     overrides = [f"data.root={args.data}", *args.overrides]
@@ -237,8 +225,8 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 def run_reproduce_command(args: argparse.Namespace) -> int:
     """Handler of ``hlfnet reproduce``."""
-    from hlfnet.cli import CLIError
     from hlfnet.engine.reproduce import reproduce
+    from hlfnet.errors import UserError
 
     networks = tuple(n.strip() for n in args.networks.split(",") if n.strip())
     seeds = None
@@ -246,7 +234,7 @@ def run_reproduce_command(args: argparse.Namespace) -> int:
         try:
             seeds = tuple(int(s) for s in args.seeds.split(","))
         except ValueError:
-            raise CLIError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+            raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     if args.dry_run:
         plans = reproduce(args.protocol, args.data, networks, args.runs_dir, args.overrides, True, seeds)
         print("\n".join(plan.describe() for plan in plans))

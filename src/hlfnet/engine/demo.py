@@ -16,8 +16,8 @@ from pathlib import Path
 
 import lightning as L
 
-from hlfnet.engine.config import ExperimentConfig, load_config
 from hlfnet.engine.training import RunResult, train
+from hlfnet.experiment.config import ExperimentConfig, load_config
 from hlfnet.models import create_model
 
 __all__ = ["DEMO_CONFIG", "DemoReport", "format_demo_report", "run_demo"]
@@ -71,7 +71,8 @@ def _untrained_scores(run_dir: Path, split: str = "val") -> dict[str, float]:
     and scored by :func:`hlfnet.evaluation.evaluate_run` like any trained weights; the ``network`` level (the
     network's input size, what the validation Dice in ``metrics.csv`` measures).
     """
-    from hlfnet.evaluation import evaluate_run, load_run
+    from hlfnet.evaluation import evaluate_run
+    from hlfnet.experiment import load_run
     from hlfnet.models import save_model
 
     trained = load_run(run_dir)

@@ -33,8 +33,8 @@ from typing import IO
 
 from hlfnet.atomic import atomic_write_bytes, check_target, owned_outputs
 from hlfnet.data.splits import read_split
-from hlfnet.engine.config import load_config
 from hlfnet.errors import OutputRefused, UserError
+from hlfnet.experiment.config import load_config
 
 __all__ = [
     "CONTROL_NETWORKS",

@@ -54,11 +54,17 @@ from hlfnet.engine.callbacks import (
     RandomStateCallback,
     RunRecorder,
     global_rank_from_env,
-    read_metrics_csv,
 )
-from hlfnet.engine.config import ExperimentConfig, config_to_dict, load_config, save_config
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
 from hlfnet.errors import OutputRefused, Terminated, UserError
+from hlfnet.experiment.config import (
+    RESUME_OVERRIDABLE,
+    ExperimentConfig,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from hlfnet.experiment.run_folder import read_metrics_csv
 from hlfnet.models import create_model
 
 __all__ = ["RunResult", "best_row", "train", "run_files", "prepare_run_dir", "load_run_config"]
@@ -237,8 +243,7 @@ def config_fingerprint(config: ExperimentConfig) -> str:
 
 def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
     """Refuse a resume whose config differs from the one the run started with, except in keys a resume can
-    honour (:data:`hlfnet.engine.cli.RESUME_OVERRIDABLE`)."""
-    from hlfnet.engine.cli import RESUME_OVERRIDABLE
+    honour (:data:`hlfnet.experiment.config.RESUME_OVERRIDABLE`)."""
 
     marker = read_marker(run_dir)
     recorded = None if marker is None else marker.get("config")
@@ -486,7 +491,7 @@ def train(
     """Train one experiment and record it in a run folder.
 
     Args:
-        config: the validated experiment (see :func:`hlfnet.engine.load_config`).
+        config: the validated experiment (see :func:`hlfnet.experiment.load_config`).
         run_dir: the run folder; default ``<config.train.runs_dir>/<config.name>``.
         resume: continue the run in ``run_dir`` from ``checkpoints/last.ckpt`` (optimiser, scheduler, epoch,
             random state, history); ``config`` should be the run's own (:func:`load_run_config`).

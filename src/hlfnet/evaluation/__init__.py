@@ -29,13 +29,11 @@ from hlfnet.evaluation.metrics import (
 )
 from hlfnet.evaluation.predictor import Prediction, Predictor, VolumePrediction, largest_component
 from hlfnet.evaluation.report import write_report
-from hlfnet.evaluation.run import LoadedRun, load_run
 
 __all__ = [
     "BINARY_METRICS",
     "PAPER_TABLE1",
     "EvaluationResult",
-    "LoadedRun",
     "OnnxModel",
     "Prediction",
     "Predictor",
@@ -49,7 +47,6 @@ __all__ = [
     "foreground_mean",
     "largest_component",
     "load_exported",
-    "load_run",
     "mean_scores",
     "multiclass_scores",
     "score_labels",

@@ -488,7 +488,7 @@ def evaluate_run(
     """
     from hlfnet.data.config import SPLITS
     from hlfnet.evaluation.predictor import Predictor
-    from hlfnet.evaluation.run import load_run
+    from hlfnet.experiment.run_folder import load_run
     from hlfnet.models import count_parameters, get_model_spec
 
     if split not in SPLITS:

@@ -240,7 +240,7 @@ def export_run(
         FileExistsError: the export exists and ``overwrite`` is false.
         ValueError: no recorded input size, unknown format.
     """
-    from hlfnet.evaluation.run import load_run
+    from hlfnet.experiment.run_folder import load_run
 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {fmt!r}")

@@ -345,7 +345,7 @@ def write_report(
     from hlfnet.evaluation.compare import summary_path
     from hlfnet.evaluation.evaluate import evaluate_run, pairs_for_split, synthetic_as_folder
     from hlfnet.evaluation.predictor import Predictor
-    from hlfnet.evaluation.run import load_run
+    from hlfnet.experiment.run_folder import load_run
 
     loaded = load_run(run)
     path = Path(output) if output is not None else loaded.output_folder("the report") / "report.html"

@@ -21,7 +21,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from hlfnet.pretrained import publish_pretrained
+    from hlfnet.pretrained.publish import publish_pretrained
 
     path = publish_pretrained(
         args.run,

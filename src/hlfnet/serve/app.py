@@ -723,7 +723,7 @@ def _docs_csp(html: str) -> str:
 
 
 def _version() -> str:
-    from hlfnet import __version__
+    from hlfnet.version import __version__
 
     return __version__
 

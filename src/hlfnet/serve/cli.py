@@ -88,14 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from hlfnet.cli import CLIError
+    from hlfnet.errors import UserError
 
     try:
         import fastapi  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as error:
-        raise CLIError(
+        raise UserError(
             f"{error.name} is missing; install the serve extra: pip install 'hlfnet[serve]'"
         ) from None
     config = ServeConfig(

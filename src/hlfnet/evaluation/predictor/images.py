@@ -52,8 +52,9 @@ def _window_predictions(
     keep_probabilities: bool,
 ) -> Iterator[Prediction]:
     """A native-resolution plan: each image at its own size, by sliding windows (:mod:`.windows`)."""
+    from hlfnet.data.channels import resolve_in_channels
     from hlfnet.data.plan import prepare_case
-    from hlfnet.data.preprocess import image_to_array, resolve_in_channels, to_model_channels
+    from hlfnet.data.preprocess import image_to_array, to_model_channels
     from hlfnet.evaluation.predictor.windows import window_probabilities
 
     for index, image in enumerate(images):

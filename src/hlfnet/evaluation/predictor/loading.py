@@ -1,7 +1,7 @@
 """Loading: the network a predictor runs, and the device it runs on.
 
 A network comes from a run folder (its weights, ``config.yaml`` and recorded preprocessing, through
-:func:`~hlfnet.evaluation.run.load_run`), from an exported ``.onnx`` / ``.torchscript.pt`` file with its JSON
+:func:`~hlfnet.experiment.run_folder.load_run`), from an exported ``.onnx`` / ``.torchscript.pt`` file with its JSON
 description, or — with ``backend="onnx"`` — from a run's ``export/model.onnx``. Each way gives a
 :class:`LoadedNetwork`: the callable model, the preprocessing recorded at training, the channel counts and what
 it was loaded from (the ``source`` written to ``predictions.json``).
@@ -56,14 +56,14 @@ def load_network(
     Args:
         path: ``runs/<name>``, ``model.safetensors``, ``*.ckpt``, ``*.onnx`` or ``*.torchscript.pt``.
         backend: ``"torch"``, or ``"onnx"`` to run the run's ``export/model.onnx`` through ONNX Runtime.
-        checkpoint: ``"best"`` or ``"last"`` weights of a run folder (see :func:`~hlfnet.evaluation.load_run`).
+        checkpoint: ``"best"`` or ``"last"`` weights of a run folder (see :func:`~hlfnet.experiment.load_run`).
 
     Raises:
         FileNotFoundError: missing weights / export (says which command writes them).
         ValueError: unknown backend, no recorded preprocessing, weights that do not match their network.
     """
     from hlfnet.evaluation.export import load_exported
-    from hlfnet.evaluation.run import load_run
+    from hlfnet.experiment.run_folder import load_run
 
     check_backend(backend)
     path = Path(path)
@@ -82,7 +82,7 @@ def load_network(
 
 
 def network_of_run(run: Any, backend: str = "torch") -> LoadedNetwork:
-    """The network of a :class:`~hlfnet.evaluation.run.LoadedRun`, or its ONNX export (see :func:`load_network`)."""
+    """The network of a :class:`~hlfnet.experiment.run_folder.LoadedRun`, or its ONNX export (see :func:`load_network`)."""
     from hlfnet.evaluation.export import load_exported
 
     check_backend(backend)

@@ -133,7 +133,7 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run: Any, backend: str = "torch", **kwargs: Any) -> Predictor:
-        """Build a predictor from a :class:`~hlfnet.evaluation.run.LoadedRun` (see :meth:`from_path`)."""
+        """Build a predictor from a :class:`~hlfnet.experiment.run_folder.LoadedRun` (see :meth:`from_path`)."""
         return cls.from_network(network_of_run(run, backend), **kwargs)
 
     @classmethod

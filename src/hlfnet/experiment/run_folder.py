@@ -1,4 +1,5 @@
-"""Reading what training leaves behind: a run folder, or bare weights, into a network plus its preprocessing.
+"""Reading what training leaves behind: a run folder, bare weights or a pretrained name, into a network plus its
+preprocessing. Evaluation, serve, export and the pretrained publisher all read runs through this module.
 
 A run folder (``runs/<name>/``) holds ``config.yaml``, ``split.json``, ``model.safetensors`` + ``model.json``
 (the best weights, written by :func:`hlfnet.models.save_model`), ``checkpoints/{best,last}.ckpt``,
@@ -9,6 +10,7 @@ are read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -22,7 +24,15 @@ from hlfnet.data.splits import read_split
 from hlfnet.models import create_model, load_model
 from hlfnet.models.io import load_checked_state
 
-__all__ = ["LoadedRun", "load_run", "read_config", "WEIGHTS_NAME"]
+__all__ = [
+    "CHECKPOINTS",
+    "WEIGHTS_NAME",
+    "LoadedRun",
+    "load_pretrained",
+    "load_run",
+    "read_config",
+    "read_metrics_csv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +91,12 @@ class LoadedRun:
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a run folder's ``config.yaml`` (:func:`hlfnet.engine.load_config`), as plain data.
+    """Read and validate a run folder's ``config.yaml`` (:func:`hlfnet.experiment.load_config`), as plain data.
 
     Raises:
         ValueError: not a valid configuration; names the file and the key.
     """
-    from hlfnet.engine.config import config_to_dict, load_config
+    from hlfnet.experiment.config import config_to_dict, load_config
 
     return config_to_dict(load_config(path))
 
@@ -143,7 +153,7 @@ def load_run(path: str | os.PathLike[str], map_location: str = "cpu", checkpoint
         FileNotFoundError: the path does not exist, or the run folder holds no weights (names what it looked for).
         ValueError: the weights do not match the network their description names, or a file is malformed.
     """
-    from hlfnet.pretrained import is_pretrained_name, list_pretrained, load_pretrained
+    from hlfnet.pretrained import is_pretrained_name, list_pretrained
 
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"--checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
@@ -206,3 +216,58 @@ def load_run(path: str | os.PathLike[str], map_location: str = "cpu", checkpoint
     return LoadedRun(
         model=model, info=info, data=dict(data), weights=weights, root=root, config=config, split=split
     )
+
+
+def load_pretrained(name: str, map_location: str = "cpu") -> LoadedRun:
+    """Load a shipped network by name, with the preprocessing it was trained with.
+
+    Args:
+        name: a name from :func:`hlfnet.pretrained.list_pretrained`, e.g. ``"hlfnet-isic2017"``.
+        map_location: device for the weights.
+
+    Returns:
+        A :class:`LoadedRun`: ``.model`` (float32, eval mode), ``.data`` (the
+        preprocessing as a ``DataConfig`` dictionary), ``.info`` (the manifest entry), ``.split`` (the training
+        split's ids when shipped), ``.root`` ``None``.
+
+    Raises:
+        KeyError: an unknown name. ValueError: a weights file whose sha256 differs from the manifest's.
+    """
+    from safetensors.torch import load_file
+
+    from hlfnet.pretrained import pretrained_info, store_folder, verify_pretrained
+
+    entry = pretrained_info(name)
+    path = verify_pretrained(name)
+    network = entry["network"]
+    model = create_model(network["name"], **network["kwargs"])
+    state = {k: v.float() for k, v in load_file(str(path), device=map_location).items()}
+    load_checked_state(model, state, path, f"{network['name']!r} {network['kwargs']}")
+    split = read_split(store_folder() / entry["split_file"]) if entry.get("split_file") else None
+    info = {"name": network["name"], "kwargs": network["kwargs"], "pretrained": name, "manifest": entry}
+    logger.info("loaded pretrained %s (%s) from %s", name, network["name"], path)
+    return LoadedRun(
+        model=model.eval(),
+        info=info,
+        data=dict(entry["preprocessing"]),
+        weights=path,
+        root=None,
+        config=None,
+        split=split,
+    )
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
+    """Read a run's ``metrics.csv`` back: a list of ``{column: float}`` (``epoch`` as int).
+
+    Raises:
+        FileNotFoundError: no such file (names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: metrics file not found")
+    with path.open(newline="") as handle:
+        return [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]

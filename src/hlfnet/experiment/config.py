@@ -57,6 +57,20 @@ Accelerator = Literal["cpu", "gpu", "cuda", "auto"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed", "64"]
 
+#: Keys that may change when a run is resumed (more epochs, other hardware); anything else would make the
+#: continued run a different experiment (``hlfnet train --resume --set``).
+RESUME_OVERRIDABLE = (
+    "train.max_epochs",
+    "train.accelerator",
+    "train.devices",
+    "train.num_nodes",
+    "train.strategy",
+    "train.num_workers",
+    "train.channels_last",
+    "train.progress_bar",
+    "train.log_every_n_steps",
+)
+
 
 @dataclass
 class ModelConfig:
@@ -226,7 +240,7 @@ class ExperimentConfig:
 
 
 def _derived_model_kwargs(data: DataConfig) -> dict[str, int]:
-    from hlfnet.data.preprocess import resolve_in_channels
+    from hlfnet.data.channels import resolve_in_channels
 
     # The resize plan trains volumes as 2-D slices (the paper); a patch plan says 2 or 3.
     spatial_dims = data.spatial_dims if data.is_patch_plan else 2
