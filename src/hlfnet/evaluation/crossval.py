@@ -277,6 +277,10 @@ def crossvalidate(
     return result
 
 
+def _label(metric: str) -> str:
+    return {"hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}.get(metric, metric.replace("_", " ").capitalize())
+
+
 def _cell(value: float | None) -> str:
     if value is None:
         return "—"
@@ -298,7 +302,7 @@ def crossval_markdown(summary: dict[str, Any]) -> str:
             "",
             f"Level {level}{marker}:",
             "",
-            "| Fold | Cases | " + " | ".join(m.replace("_", " ") for m in main) + " |",
+            "| Fold | Cases | " + " | ".join(_label(m) for m in main) + " |",
             "|" + "---|" * (len(main) + 2),
         ]
         for fold in summary["folds"]:
