@@ -63,6 +63,14 @@ class DataConfig:
             present. ``None`` = ``<cache root>/splits/<format>-<root hash>-seed<seed>.json``.
         split_fractions: Train/val/test fractions for seeded splits; ``None`` = the paper's proportions
             (2000/150/600 for 2-D formats, 25/4/12 patients for volumes).
+        num_folds: Folds of cross-validation (``fold``); default 5, as nnU-Net.
+        fold: ``None`` (default): the split above. ``0 … num_folds-1``: cross-validation over the training
+            cases — every case of the split that is not ``test`` (train + val, official folders included) is
+            dealt into ``num_folds`` folds seeded by ``seed``; fold ``i`` validates on the ``i``-th and trains
+            on the others; the test split stays held out. Cases are images for 2-D data and patients
+            (volumes) for volume data, so a patient's slices never straddle folds. ``"all"``: trains on every
+            training case and validates on the same cases (nnU-Net's fold ``all``: its validation scores are
+            training scores). See :mod:`hlfnet.data.folds`.
         cache_dir: Root of the on-disk preprocessing cache and default split files; ``None`` =
             ``$HLFNET_CACHE_DIR`` or ``~/.cache/hlfnet``.
         use_cache: ``False`` keeps preprocessed arrays in memory only (decoded once per run).
@@ -128,6 +136,8 @@ class DataConfig:
     seed: int = 0
     split_file: str | None = None
     split_fractions: tuple[float, float, float] | None = None
+    num_folds: int = 5
+    fold: int | str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
     mask_suffix: str | None = None
@@ -191,6 +201,7 @@ class DataConfig:
             fr = self.split_fractions
             if min(fr) < 0 or fr[0] <= 0 or abs(sum(fr) - 1.0) > 1e-6:
                 raise ValueError(f"data.split_fractions must be ≥ 0, train > 0, summing to 1; got {list(fr)}")
+        self._check_fold()
         if self.mask_threshold is not None:
             if not 0 <= self.mask_threshold < 65535:
                 raise ValueError(
@@ -220,6 +231,23 @@ class DataConfig:
             _at_least(self, f"synthetic_{split}", 0)
         if self.format == "synthetic":
             _at_least(self, "synthetic_train", 1)
+
+    def _check_fold(self) -> None:
+        _at_least(self, "num_folds", 2)
+        if self.fold is None:
+            return
+        from hlfnet.data.folds import ALL_FOLDS
+
+        if self.fold != ALL_FOLDS and not (isinstance(self.fold, int) and 0 <= self.fold < self.num_folds):
+            raise ValueError(
+                f"data.fold must be 0..{self.num_folds - 1} (data.num_folds={self.num_folds}) or "
+                f"{ALL_FOLDS!r}, got {self.fold!r}"
+            )
+        if self.format == "synthetic":
+            raise ValueError(
+                "data.fold: the synthetic data set has fixed splits; write it as files with "
+                "`hlfnet data synthetic --out DIR` and train on it with data.format=folder"
+            )
 
     def _validate_patch_plan(self) -> None:
         if self.spatial_dims not in (2, 3):

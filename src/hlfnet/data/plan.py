@@ -294,11 +294,14 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
     """Fingerprint the training cases of ``cfg`` and derive the plan (see the module docstring).
 
     Values already set in ``cfg`` (``target_spacing``, ``patch_size``, ``normalization`` other than ``auto``)
-    are kept: the plan derives only what is left open.
+    are kept: the plan derives only what is left open. A cross-validation fold plans from every training case
+    (the pool of :mod:`hlfnet.data.folds`, as nnU-Net plans once per data set), so that all folds share one
+    plan and their networks can be ensembled.
     """
+    from hlfnet.data.folds import ALL_FOLDS
     from hlfnet.data.splits import split_pairs
 
-    pairs = split_pairs(cfg, "train")
+    pairs = split_pairs(dataclasses.replace(cfg, fold=ALL_FOLDS) if cfg.fold is not None else cfg, "train")
     if not pairs:
         raise ValueError(f"{cfg.root}: no training cases to plan from")
     volumes = is_nifti(Path(pairs[0].image))

@@ -22,6 +22,7 @@ import numpy as np
 
 from hlfnet.atomic import atomic_write_bytes
 from hlfnet.data.config import SPLITS, DataConfig
+from hlfnet.data.folds import fold_split
 from hlfnet.data.layouts import Discovered, Pair, discover
 from hlfnet.data.synthetic import synthetic_ids
 from hlfnet.limits import read_json
@@ -170,13 +171,23 @@ def resolve_split(cfg: DataConfig) -> dict[str, list[str]]:
 
     Ids are image ids for 2-D formats and volume ids (patients) for ``msd``/``nifti``. Official split folders
     win; otherwise the split file is reused, or a seeded split in the paper's proportions is made and saved.
+    With ``cfg.fold`` set, that split's train + val cases are cut into cross-validation folds
+    (:func:`hlfnet.data.folds.fold_split`); its test cases stay the test split.
 
     Raises:
         FileNotFoundError, ValueError: the data or the split file is unusable (named in the message).
     """
     if cfg.format == "synthetic":
         return {split: synthetic_ids(split, cfg.synthetic_count(split)) for split in SPLITS}
-    return _file_split(cfg, discover(cfg))
+    return _split_in_use(cfg, discover(cfg))
+
+
+def _split_in_use(cfg: DataConfig, found: Discovered) -> dict[str, list[str]]:
+    """The layout's (or the seeded) split, cut to ``cfg.fold`` when cross-validating."""
+    split = _file_split(cfg, found)
+    if cfg.fold is None:
+        return split
+    return fold_split(split, cfg.num_folds, cfg.fold, cfg.seed)
 
 
 def split_pairs(cfg: DataConfig, split: str, found: Discovered | None = None) -> list[Pair]:
@@ -184,7 +195,12 @@ def split_pairs(cfg: DataConfig, split: str, found: Discovered | None = None) ->
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     found = found or discover(cfg)
-    if found.official:
+    if found.official and cfg.fold is None:
         return sorted(found.splits.get(split, []), key=lambda p: p.id)
-    ids = set(_file_split(cfg, found)[split])
-    return sorted((p for p in found.all_pairs() if p.id in ids), key=lambda p: p.id)
+    ids = set(_split_in_use(cfg, found)[split])
+    if found.official:  # folds: train and val come from the train/ and val/ folders, test from test/
+        folders = ("test",) if split == "test" else ("train", "val")
+        candidates = [p for name in folders for p in found.splits.get(name, [])]
+    else:
+        candidates = found.all_pairs()
+    return sorted((p for p in candidates if p.id in ids), key=lambda p: p.id)

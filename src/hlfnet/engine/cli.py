@@ -34,7 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.max_epochs=3 --set data.root=/data/isic (repeatable)",
     )
-    train.add_argument("--run-dir", type=Path, help="run folder (default: <train.runs_dir>/<name>)")
+    train.add_argument(
+        "--fold",
+        metavar="N",
+        help="cross-validation fold 0..data.num_folds-1, or 'all' (= --set data.fold=N); the run goes to "
+        "<train.runs_dir>/<name>/fold_N",
+    )
+    train.add_argument("--run-dir", type=Path, help="run folder (default: <train.runs_dir>/<name>[/fold_N])")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--accelerator", choices=["cpu", "gpu", "cuda", "auto"], help="train.accelerator")
@@ -147,6 +153,10 @@ def run_train(args: argparse.Namespace) -> int:
         print("\n".join(list_configs()))
         return 0
     overrides = [*args.overrides, *_hardware_overrides(args)]
+    if args.fold is not None:
+        if args.resume is not None:
+            raise UserError("--resume RUN continues RUN's own fold: drop --fold")
+        overrides.append(f"data.fold={args.fold}")
     _one_log_stream()
     from hlfnet.engine.training import describe_run, load_run_config, train
 

@@ -67,7 +67,16 @@ from hlfnet.experiment.config import (
 from hlfnet.experiment.run_folder import read_metrics_csv
 from hlfnet.models import create_model
 
-__all__ = ["RunResult", "best_row", "train", "run_files", "prepare_run_dir", "load_run_config"]
+__all__ = [
+    "RunResult",
+    "best_row",
+    "default_run_dir",
+    "load_run_config",
+    "prepare_run_dir",
+    "run_files",
+    "split_facts",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +220,21 @@ def _new_folder(run_dir: Path) -> bool:
     return run_dir.is_dir() and not run_dir.is_symlink() and [p.name for p in run_dir.iterdir()] == [LOCK]
 
 
+def default_run_dir(config: ExperimentConfig) -> Path:
+    """``<train.runs_dir>/<name>``; a cross-validation fold goes to ``<train.runs_dir>/<name>/fold_<fold>``
+    (nnU-Net's layout), so that ``<name>/`` holds the folds that ``predict`` ensembles and ``evaluate``
+    cross-validates."""
+    run_dir = Path(config.train.runs_dir) / config.name
+    return run_dir if config.data.fold is None else run_dir / f"fold_{config.data.fold}"
+
+
+def split_facts(data: Any) -> dict[str, Any]:
+    """What ``split.json`` records before the ids: the fold, the number of folds and the seed they came from."""
+    if data.fold is None:
+        return {}
+    return {"fold": data.fold, "num_folds": data.num_folds, "seed": data.seed}
+
+
 def check_run_name(name: str) -> None:
     """A run name is one folder name: no separators, not ``.``/``..``, not absolute (it goes under runs_dir).
 
@@ -334,7 +358,8 @@ def _resolve_data(config: ExperimentConfig, datamodule: SegmentationDataModule) 
     if val_set is None or len(val_set) == 0:
         raise ValueError(
             f"the validation split of the {where} is empty: the best model is chosen on it "
-            f"(set data.split_fractions or data.split_file)"
+            f"(carve a validation fold out of the training cases with --fold 0 (data.fold), or set "
+            f"data.split_fractions or data.split_file for a folder without split folders)"
         )
     if config.data.in_channels is None:
         channels = int(getattr(train_set, "in_channels", 0) or train_set[0]["image"].shape[0])
@@ -492,7 +517,8 @@ def train(
 
     Args:
         config: the validated experiment (see :func:`hlfnet.experiment.load_config`).
-        run_dir: the run folder; default ``<config.train.runs_dir>/<config.name>``.
+        run_dir: the run folder; default :func:`default_run_dir` (``<config.train.runs_dir>/<config.name>``,
+            ``.../<name>/fold_<N>`` for a cross-validation fold).
         resume: continue the run in ``run_dir`` from ``checkpoints/last.ckpt`` (optimiser, scheduler, epoch,
             random state, history); ``config`` should be the run's own (:func:`load_run_config`).
         overwrite: delete an existing run folder first.
@@ -512,7 +538,7 @@ def train(
     elif config.train.batch_size == "auto":
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=6))
     preflight(config)
-    run_dir = Path(run_dir) if run_dir is not None else Path(config.train.runs_dir) / config.name
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     accelerator = resolve_accelerator(
         config.train.accelerator
     )  # a missing GPU fails before any folder exists
@@ -575,7 +601,7 @@ def train(
                 config_sha256=config_fingerprint(config),
             )
             split = resolve_split(config.data)
-            write_split(run_dir / SPLIT_FILE, split, root=run_dir)
+            write_split(run_dir / SPLIT_FILE, split, split_facts(config.data), root=run_dir)
             if plan is not None:
                 atomic_write_bytes(run_dir / PLAN_FILE, plan.to_json().encode(), root=run_dir)
                 log.info("%s", plan.describe())

@@ -80,8 +80,54 @@ def _predictor_options(args: argparse.Namespace) -> dict:
     }
 
 
+def _crossvalidate(args: argparse.Namespace) -> int:
+    from hlfnet.errors import UserError
+    from hlfnet.evaluation.crossval import crossval_markdown, crossvalidate
+
+    given = [
+        flag
+        for flag, value in (
+            ("--split", args.split),
+            ("--data", args.data),
+            ("--format", args.format),
+            ("--mask-suffix", args.mask_suffix),
+            ("--image-pattern", args.image_pattern),
+            ("--mask-pattern", args.mask_pattern),
+            ("--largest-component", args.largest_component or None),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UserError(
+            f"{args.run}: a cross-validation scores each fold on its own validation cases and chooses the "
+            f"largest-component post-processing itself; drop {', '.join(given)}"
+        )
+    options = _predictor_options(args)
+    result = crossvalidate(
+        args.run,
+        output=args.output,
+        backend=args.backend,
+        checkpoint=args.checkpoint,
+        surface=not args.no_surface_metrics,
+        nsd_tolerance=args.nsd_tolerance,
+        postprocessing=not args.no_postprocessing,
+        **options,
+    )
+    print(crossval_markdown(result.summary))
+    print(f"written to {result.output}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.evaluate import evaluate_run, summary_markdown
+    from hlfnet.evaluation.predictor.ensemble import ensemble_members
+
+    if ensemble_members(args.run) is not None:
+        return _crossvalidate(args)
+    if args.no_postprocessing:
+        from hlfnet.errors import UserError
+
+        raise UserError("--no-postprocessing applies to a cross-validation (a folder of folds)")
 
     overrides = {
         key: value
@@ -95,7 +141,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     } or None
     result = evaluate_run(
         args.run,
-        split=args.split,
+        split=args.split or "test",
         data_root=args.data,
         data_overrides=overrides,
         output=args.output,
@@ -114,7 +160,13 @@ def _predict(args: argparse.Namespace) -> int:
     from hlfnet.evaluation.predictor import Predictor
 
     options = _predictor_options(args)
-    predictor = Predictor.from_path(args.model, backend=args.backend, checkpoint=args.checkpoint, **options)
+    predictor = Predictor.from_path(
+        args.model,
+        backend=args.backend,
+        checkpoint=args.checkpoint,
+        postprocessing=args.postprocessing,
+        **options,
+    )
     written = predictor.predict(
         args.input,
         args.output,
@@ -215,10 +267,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score a run on its val/test split (per-case CSV, summary JSON, markdown)",
         description="Score a run as the ISIC challenge does (original mask size) and at network size; volumes "
-        "per slice and per volume. Writes RUN/evaluation/<split>/{per_case.csv,summary.json,summary.md}.",
+        "per slice and per volume. Writes RUN/evaluation/<split>/{per_case.csv,summary.json,summary.md}. "
+        "Given a folder of fold_<N> run folders (hlfnet train --fold N) or a comma-separated list of folds: "
+        "the cross-validation, each fold on its own validation cases, per fold and pooled, and the "
+        "largest-component post-processing chosen per class; writes FOLDER/crossval/{per_case.csv,"
+        "summary.json,summary.md,postprocessing.json}.",
     )
-    p.add_argument("run", help="run folder, model.safetensors, or a pretrained name (hlfnet-isic2017)")
-    p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument(
+        "run",
+        help="run folder, model.safetensors, a pretrained name (hlfnet-isic2017), or the folds of a "
+        "cross-validation: a folder holding fold_<N> run folders, or RUN_fold0,RUN_fold1,...",
+    )
+    p.add_argument("--split", choices=("val", "test", "train"), help="default test")
     p.add_argument(
         "--data", help="evaluate on this data folder (same format, its own split) instead of the run's"
     )
@@ -232,6 +292,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-pattern", help="image file pattern of --data with {case} (with --mask-pattern)")
     p.add_argument(
         "--mask-pattern", help="mask file pattern of --data with {case}, e.g. '{case}_manual1.gif'"
+    )
+    p.add_argument(
+        "--no-postprocessing",
+        action="store_true",
+        help="cross-validation: do not score the largest-component post-processing (one prediction pass)",
     )
     _add_metric_options(p)
     _add_predictor_options(p)
@@ -247,7 +312,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         required=True,
         help="pretrained name (hlfnet-isic2017, unet-isic2017: see `hlfnet models`), run folder, "
-        "model.safetensors, model.onnx or *.torchscript.pt",
+        "model.safetensors, model.onnx or *.torchscript.pt; or an ensemble: RUN_fold0,RUN_fold1,... or a "
+        "folder holding fold_<N> run folders (their probabilities are averaged)",
+    )
+    p.add_argument(
+        "--postprocessing",
+        default="auto",
+        metavar="auto|none|FILE",
+        help="largest-component decision of a cross-validation: auto (default) = FOLDER/crossval/"
+        "postprocessing.json of a folder of folds when present; none; or a postprocessing.json "
+        "(--largest-component overrides it)",
     )
     p.add_argument(
         "--input", required=True, help="image, folder of images, or .nii/.nii.gz volume (or folder)"

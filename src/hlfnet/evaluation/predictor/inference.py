@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -86,12 +86,15 @@ def resize_probabilities(probabilities: torch.Tensor, size: tuple[int, int]) -> 
     return F.interpolate(probabilities, size=size, mode="bilinear", align_corners=False)
 
 
-def largest_component(mask: np.ndarray, num_classes: int = 2) -> np.ndarray:
+def largest_component(
+    mask: np.ndarray, num_classes: int = 2, classes: Sequence[int] | None = None
+) -> np.ndarray:
     """Keep, for every foreground class, only its largest connected component (full connectivity).
 
     Args:
         mask: ``uint8`` labels, 2-D ``(H, W)`` or 3-D ``(H, W, D)``.
         num_classes: classes including background 0.
+        classes: only these foreground classes (``None`` = all of them).
 
     Returns:
         A new label array; removed voxels become background. Classes absent from ``mask`` stay absent.
@@ -100,7 +103,7 @@ def largest_component(mask: np.ndarray, num_classes: int = 2) -> np.ndarray:
 
     out = mask.copy()
     structure = np.ones((3,) * mask.ndim, dtype=bool)
-    for k in range(1, num_classes):
+    for k in range(1, num_classes) if classes is None else classes:
         labelled, count = ndimage.label(mask == k, structure=structure)
         if count <= 1:
             continue

@@ -30,17 +30,19 @@ __all__ = ["Predictor"]
 
 
 class Predictor:
-    """Predict masks for images, folders and NIfTI volumes with a trained 2-D network.
+    """Predict masks for images, folders and NIfTI volumes with a trained network, or an ensemble of them.
 
     Args:
         model: a network (``nn.Module`` returning logits), an :class:`~hlfnet.evaluation.export.OnnxModel`,
-            or a TorchScript module.
+            or a TorchScript module; or a list of them (an ensemble of cross-validation folds, which must share
+            the preprocessing ``data`` and the channel counts): their probabilities are averaged.
         data: the run's preprocessing (``DataConfig`` or its dictionary).
         in_channels: channels the model takes; read from the model when ``None``.
         out_channels: logits channels ``K`` (1 = binary); read from the model when ``None``.
         batch_size: images per forward pass.
-        tta: average the probabilities over flips (4 forward passes per image).
-        largest_component: keep only the largest connected component of each class.
+        tta: average the probabilities over flips (4 forward passes per image and network).
+        largest_component: keep only the largest connected component of each foreground class (``True``), of
+            the listed classes (a tuple, e.g. what a cross-validation chose), or of none (``False``).
         threshold: binary threshold on the foreground probability.
         device: torch device for ``nn.Module`` models; ``"auto"`` (default) = ``cuda`` when PyTorch sees a
             GPU, else ``cpu``.
@@ -57,14 +59,14 @@ class Predictor:
 
     def __init__(
         self,
-        model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+        model: nn.Module | Callable[[torch.Tensor], torch.Tensor] | Sequence[Any],
         data: Any,
         *,
         in_channels: int | None = None,
         out_channels: int | None = None,
         batch_size: int = 8,
         tta: bool = False,
-        largest_component: bool = False,
+        largest_component: bool | tuple[int, ...] = False,
         threshold: float = 0.5,
         device: str | torch.device = "auto",
         channels_last: bool = False,
@@ -76,12 +78,17 @@ class Predictor:
         from hlfnet.data.config import DataConfig
 
         cfg = data if isinstance(data, DataConfig) else DataConfig.from_dict(data)
+        models = list(model) if isinstance(model, (list, tuple)) else [model]
+        if not models:
+            raise ValueError("an ensemble needs at least one network")
         expected = cfg.spatial_dims if cfg.is_patch_plan else 2
-        if getattr(model, "spatial_dims", expected) != expected:
-            raise ValueError(
-                f"the {cfg.preprocessing} plan of this model predicts with {expected}-D networks; got "
-                f"spatial_dims={model.spatial_dims}"
-            )
+        for member in models:
+            if getattr(member, "spatial_dims", expected) != expected:
+                raise ValueError(
+                    f"the {cfg.preprocessing} plan of this model predicts with {expected}-D networks; got "
+                    f"spatial_dims={member.spatial_dims}"
+                )
+        model = models[0]
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if not 0.0 < threshold < 1.0:
@@ -97,15 +104,26 @@ class Predictor:
         self.out_channels = int(out_channels)
         self.num_classes = 2 if self.out_channels == 1 else self.out_channels
         self.device = resolve_device(device)
-        if (channels_last or bf16) and not isinstance(model, nn.Module):
+        if (channels_last or bf16) and not all(isinstance(m, nn.Module) for m in models):
             raise ValueError("channels_last and bf16 apply to PyTorch models, not to an exported model")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.bf16 = bf16
-        if isinstance(model, nn.Module):
-            model = model.to(self.device, memory_format=self.memory_format).eval()
-        self.model = model
+        #: the networks whose probabilities are averaged (one, or the folds of an ensemble)
+        self.models = tuple(
+            m.to(self.device, memory_format=self.memory_format).eval() if isinstance(m, nn.Module) else m
+            for m in models
+        )
+        #: the first network (the only one unless this is an ensemble)
+        self.model = self.models[0]
         self.batch_size = batch_size
         self.tta = tta
+        if not isinstance(largest_component, bool):
+            largest_component = tuple(int(k) for k in largest_component)
+            bad = [k for k in largest_component if not 1 <= k < self.num_classes]
+            if bad:
+                raise ValueError(
+                    f"largest_component: classes {bad} are not foreground classes of a {self.num_classes}-class model"
+                )
         self.largest_component = largest_component
         self.threshold = threshold
         self.workers = max(0, workers)
@@ -119,17 +137,63 @@ class Predictor:
         ``class_indices``; ``None`` = the default encoding (binary 0/255, multi-class 0..K-1)."""
         return None if self.class_indices else self.cfg.label_values
 
+    @property
+    def is_ensemble(self) -> bool:
+        """True when the probabilities are the mean of several networks'."""
+        return len(self.models) > 1
+
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike[str], backend: str = "torch", checkpoint: str = "best", **kwargs: Any
+        cls,
+        path: str | os.PathLike[str],
+        backend: str = "torch",
+        checkpoint: str = "best",
+        postprocessing: str | os.PathLike[str] | None = "auto",
+        **kwargs: Any,
     ) -> Predictor:
-        """Build a predictor from a run folder, weights, or an exported ``.onnx`` / ``.torchscript.pt`` file.
+        """Build a predictor from a run folder, weights, an exported ``.onnx`` / ``.torchscript.pt`` file, or an
+        ensemble of them.
 
         ``path``, ``backend`` and ``checkpoint`` are those of
-        :func:`~hlfnet.evaluation.predictor.loading.load_network` (which lists the errors); ``kwargs`` are the
-        options of :class:`Predictor`.
+        :func:`~hlfnet.evaluation.predictor.loading.load_network` (which lists the errors); an ensemble is
+        ``"A,B,..."`` or a folder of ``fold_<N>`` run folders (:func:`~.ensemble.ensemble_members`).
+        ``kwargs`` are the options of :class:`Predictor`.
+
+        Args:
+            postprocessing: ``"auto"``: a folder of folds applies the largest-component decision of its
+                cross-validation (``FOLDER/crossval/postprocessing.json``) when there is one; a path: that
+                decision file; ``None`` / ``"none"``: none. ``largest_component=True`` always wins.
+
+        Raises:
+            ValueError: members that disagree on classes, channels or preprocessing (:func:`~.ensemble.check_compatible`).
         """
-        return cls.from_network(load_network(path, backend, checkpoint), **kwargs)
+        from hlfnet.evaluation.predictor.ensemble import (
+            check_compatible,
+            default_postprocessing,
+            ensemble_members,
+            read_postprocessing,
+        )
+
+        members = ensemble_members(path)
+        if members is None:
+            networks = [load_network(path, backend, checkpoint)]
+        else:
+            networks = [load_network(member, backend, checkpoint) for member in members]
+            check_compatible(networks, members)
+        decision = None
+        if postprocessing not in (None, "none", "auto"):
+            decision = Path(postprocessing)
+        elif postprocessing == "auto" and members is not None:
+            decision = default_postprocessing(path)
+        if decision is not None and kwargs.get("largest_component") is not True:
+            out_channels = networks[0].out_channels
+            kwargs["largest_component"] = read_postprocessing(
+                decision, 2 if out_channels == 1 else out_channels
+            )
+        predictor = cls.from_networks(networks, **kwargs)
+        if decision is not None:
+            predictor.source["postprocessing"] = str(decision)
+        return predictor
 
     @classmethod
     def from_run(cls, run: Any, backend: str = "torch", **kwargs: Any) -> Predictor:
@@ -139,22 +203,53 @@ class Predictor:
     @classmethod
     def from_network(cls, network: LoadedNetwork, **kwargs: Any) -> Predictor:
         """Build a predictor from a :class:`~hlfnet.evaluation.predictor.loading.LoadedNetwork`."""
+        return cls.from_networks([network], **kwargs)
+
+    @classmethod
+    def from_networks(cls, networks: Sequence[LoadedNetwork], **kwargs: Any) -> Predictor:
+        """Build a predictor averaging the probabilities of ``networks`` (one network: a plain predictor).
+
+        The members must agree (:func:`~hlfnet.evaluation.predictor.ensemble.check_compatible`, which
+        :meth:`from_path` calls); the first member's preprocessing is used.
+        """
+        first = networks[0]
         predictor = cls(
-            network.model,
-            network.data,
-            in_channels=network.in_channels,
-            out_channels=network.out_channels,
+            [n.model for n in networks],
+            first.data,
+            in_channels=first.in_channels,
+            out_channels=first.out_channels,
             **kwargs,
         )
-        predictor.source = dict(network.source)
+        predictor.source = dict(first.source)
+        if len(networks) > 1:
+            predictor.source["weights"] = [str(n.source.get("weights")) for n in networks]
+            predictor.source["ensemble"] = len(networks)
         return predictor
 
     # ------------------------------------------------------------------ tensors
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The network's logits for a preprocessed batch ``(B, C, H, W)``, in the predictor's device, memory
-        format and precision (returned as float32 on the CPU)."""
+        format and precision (returned as float32 on the CPU).
+
+        Raises:
+            ValueError: an ensemble (it averages probabilities, not logits: use :meth:`forward_probabilities`).
+        """
+        if self.is_ensemble:
+            raise ValueError("an ensemble averages its networks' probabilities and has no logits of its own")
         return inference.network_logits(self.model, x, self.device, self.memory_format, self.bf16)
+
+    def forward_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward pass (no TTA): ``(B, C, *S)`` → ``(B, K, *S)`` probabilities (sigmoid / softmax), the mean
+        over the networks of an ensemble. Flip TTA and sliding windows are linear in it, so averaging here
+        equals averaging each network's TTA / window probabilities."""
+        total = None
+        for model in self.models:
+            logits = inference.network_logits(model, x, self.device, self.memory_format, self.bf16)
+            p = inference.activate(logits, self.out_channels)
+            total = p if total is None else total + p
+        assert total is not None
+        return total / len(self.models) if self.is_ensemble else total
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` preprocessed images → ``(B, K, H, W)`` probabilities (sigmoid / softmax), TTA-averaged."""
@@ -167,9 +262,7 @@ class Predictor:
                 f"expected preprocessed images (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
 
-        def once(batch: torch.Tensor) -> torch.Tensor:
-            return inference.activate(self.logits(batch), self.out_channels)
-
+        once = self.forward_probabilities
         return inference.flip_averaged(once, x) if self.tta else once(x)
 
     def labels(self, probabilities: torch.Tensor) -> torch.Tensor:
@@ -177,8 +270,11 @@ class Predictor:
         return inference.to_labels(probabilities, self.threshold)
 
     def postprocess(self, labels: np.ndarray) -> np.ndarray:
-        """Labels after the chosen post-processing (the largest component of each class, when asked for)."""
-        return inference.largest_component(labels, self.num_classes) if self.largest_component else labels
+        """Labels after the chosen post-processing (the largest component of the chosen classes)."""
+        if self.largest_component is False or self.largest_component == ():
+            return labels
+        classes = None if self.largest_component is True else self.largest_component
+        return inference.largest_component(labels, self.num_classes, classes)
 
     # ------------------------------------------------------------------ 2-D images
 
@@ -286,6 +382,8 @@ class Predictor:
         Raises:
             ValueError: the model is not a PyTorch network with ``forward_with_attention`` (e.g. ONNX).
         """
+        if self.is_ensemble:
+            raise ValueError("attention maps are a single network's: give one fold, not an ensemble")
         if not hasattr(self.model, "forward_with_attention"):
             raise ValueError("attention maps need the PyTorch network (not an exported model)")
         tensor = image if isinstance(image, torch.Tensor) else self.load_image(image, None).tensor

@@ -19,7 +19,6 @@ import torch
 
 from hlfnet.data.geometry import restore
 from hlfnet.data.plan import Case
-from hlfnet.evaluation.predictor import inference
 
 if TYPE_CHECKING:
     from hlfnet.evaluation.predictor.predictor import Predictor
@@ -35,13 +34,12 @@ def _flips(spatial_dims: int) -> list[tuple[int, ...]]:
 
 
 def window_probabilities(predictor: Predictor, image: torch.Tensor) -> torch.Tensor:
-    """``(C, *S)`` preprocessed case → ``(K, *S)`` probabilities by Gaussian-weighted sliding windows."""
+    """``(C, *S)`` preprocessed case → ``(K, *S)`` probabilities by Gaussian-weighted sliding windows (an
+    ensemble's: the mean of its networks' probabilities in every window, the same as the mean of each
+    network's stitched probabilities, since the Gaussian stitching is a fixed weighted average)."""
     from monai.inferers import sliding_window_inference
 
     window = tuple(int(s) for s in predictor.cfg.patch_size)
-
-    def probabilities(windows: torch.Tensor) -> torch.Tensor:
-        return inference.activate(predictor.logits(windows), predictor.out_channels)
 
     x = image[None].float()
     flips = _flips(len(window)) if predictor.tta else [()]
@@ -53,7 +51,7 @@ def window_probabilities(predictor: Predictor, image: torch.Tensor) -> torch.Ten
                 flipped,
                 window,
                 sw_batch_size=predictor.batch_size,
-                predictor=probabilities,
+                predictor=predictor.forward_probabilities,
                 overlap=WINDOW_OVERLAP,
                 mode="gaussian",
                 padding_mode="constant",
