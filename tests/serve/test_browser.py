@@ -191,9 +191,9 @@ def class_server(class_run, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def test_multiclass_colours_legend_outlines_and_scores(browser, class_server, tmp_path) -> None:
+    import torch
     from monai.metrics import compute_hausdorff_distance
     from PIL import Image
-    import torch
 
     from tests.serve.conftest import CLASS_NAMES, CLASS_VALUES, class_truth, write_rgb_image
 
@@ -226,7 +226,8 @@ def test_multiclass_colours_legend_outlines_and_scores(browser, class_server, tm
 
     def pixel(y: int, x: int) -> str:
         r, g, b = page.eval_on_selector(
-            ".card canvas", f"c => Array.from(c.getContext('2d').getImageData({x}, {y}, 1, 1).data.slice(0, 3))"
+            ".card canvas",
+            f"c => Array.from(c.getContext('2d').getImageData({x}, {y}, 1, 1).data.slice(0, 3))",
         )
         return f"rgb({r}, {g}, {b})"
 
@@ -243,11 +244,15 @@ def test_multiclass_colours_legend_outlines_and_scores(browser, class_server, tm
     assert rows.count() == 2
     assert rows.nth(0).inner_text().split("\t")[0].strip() == "nucleus"
     assert float(rows.nth(0).locator(".cs-dice").inner_text()) == 0.0
-    assert float(rows.nth(0).locator(".cs-hd95").inner_text()) == pytest.approx(np.hypot(size, size), abs=0.01)
+    assert float(rows.nth(0).locator(".cs-hd95").inner_text()) == pytest.approx(
+        np.hypot(size, size), abs=0.01
+    )
     t = truth == 2
     dice = 2 * t.sum() / (t.sum() + size * size)
     assert float(rows.nth(1).locator(".cs-dice").inner_text()) == pytest.approx(dice, abs=1e-4)
-    assert float(rows.nth(1).locator(".cs-jaccard").inner_text()) == pytest.approx(t.sum() / size**2, abs=1e-4)
+    assert float(rows.nth(1).locator(".cs-jaccard").inner_text()) == pytest.approx(
+        t.sum() / size**2, abs=1e-4
+    )
     hd95 = float(
         compute_hausdorff_distance(
             torch.ones(1, 1, size, size), torch.from_numpy(t)[None, None].float(), percentile=95

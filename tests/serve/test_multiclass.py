@@ -52,7 +52,11 @@ def _decode(b64: str) -> np.ndarray:
 
 def _monai(pred: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
     """HD95, ASSD and NSD (tolerance 1 pixel) of class ``k``, straight from MONAI."""
-    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
 
     p = torch.from_numpy(pred == k)[None, None].float()
     t = torch.from_numpy(truth == k)[None, None].float()
@@ -71,7 +75,9 @@ def test_models_reports_classes_and_no_attention_for_unet(client) -> None:
     assert [c["value"] for c in model["classes"]] == list(CLASS_VALUES)
     colours = [c["colour"] for c in model["classes"][1:]]
     assert len(set(colours)) == 2 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
-    assert [c["outline"] for c in model["classes"][1:]] == colours  # multi-class: outlines in the class colour
+    assert [
+        c["outline"] for c in model["classes"][1:]
+    ] == colours  # multi-class: outlines in the class colour
 
 
 def test_attention_only_for_networks_with_maps(tiny_run) -> None:
@@ -183,11 +189,17 @@ def test_no_server_path_in_any_answer(client, class_run, tmp_path) -> None:
         ),
         "score": post(
             "/api/v1/score?labels=true",
-            files={"prediction": ("p.png", truth.read_bytes()), "ground_truth": ("t.png", truth.read_bytes())},
+            files={
+                "prediction": ("p.png", truth.read_bytes()),
+                "ground_truth": ("t.png", truth.read_bytes()),
+            },
         ),
         "shape mismatch": post(
             "/api/v1/score",
-            files={"prediction": ("p.png", small.read_bytes()), "ground_truth": ("t.png", truth.read_bytes())},
+            files={
+                "prediction": ("p.png", small.read_bytes()),
+                "ground_truth": ("t.png", truth.read_bytes()),
+            },
         ),
         "volume into a 2-D colour model": post(
             "/api/v1/predict", files={"file": ("/etc/ct.nii.gz", volume.read_bytes())}
@@ -232,5 +244,10 @@ def test_public_text() -> None:
     assert public_text("'/tmp/hlfnet-serve-1/ab/file.png' (truncated)") == "'file.png' (truncated)"
     assert public_text("~/runs/x") == "x" and public_text("C:\\runs\\x\\w.onnx") == "w.onnx"
     assert public_text("/data") == "data"
-    for kept in ("image/png or application/gzip", "see http://host/a/b", "1/2 of ./a/b", "run hlfnet predict"):
+    for kept in (
+        "image/png or application/gzip",
+        "see http://host/a/b",
+        "1/2 of ./a/b",
+        "run hlfnet predict",
+    ):
         assert public_text(kept) == kept

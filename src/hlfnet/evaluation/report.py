@@ -195,7 +195,12 @@ def _overlays(predictor: Any, cases: list[ReportCase]) -> str:
         pred = predictor.labels(probabilities)[0].numpy()
         score = f", J={case.jaccard:.3f}" if case.jaccard is not None else ""
         _overlay(
-            ax, _display(case.tensor), case.truth, pred, f"{case.label}: {case.id}{score}", predictor.num_classes
+            ax,
+            _display(case.tensor),
+            case.truth,
+            pred,
+            f"{case.label}: {case.id}{score}",
+            predictor.num_classes,
         )
     return _png(figure)
 
@@ -279,7 +284,7 @@ def _is_stale(summary_file: Path) -> bool:
     return reason is not None
 
 
-_LABELS = {"hd95": "HD95", "assd": "ASSD", "nsd": "NSD", "jaccard": "IoU (Jaccard)"}
+_LABELS = {"dice": "Dice", "jaccard": "IoU (Jaccard)", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
 
 
 def _cell(value: Any) -> str:
@@ -314,6 +319,7 @@ def _metrics_table(summary: dict[str, Any]) -> str:
 def _class_tables(summary: dict[str, Any], names: tuple[str, ...]) -> str:
     """Per-class tables (``dice_class1``... of each level): one row per foreground class, named and coloured."""
     from hlfnet.evaluation.evaluate import metric_columns
+    from hlfnet.evaluation.metrics import BINARY_METRICS, SURFACE_METRICS
     from hlfnet.evaluation.palette import class_colour
 
     parts = []
@@ -322,7 +328,8 @@ def _class_tables(summary: dict[str, Any], names: tuple[str, ...]) -> str:
         if not per_class:
             continue
         classes = sorted({int(k.rsplit("_class", 1)[1]) for k in per_class})
-        metrics = list(dict.fromkeys(k.rsplit("_class", 1)[0] for k in per_class))
+        found = {k.rsplit("_class", 1)[0] for k in per_class}
+        metrics = [m for m in (*BINARY_METRICS, *SURFACE_METRICS) if m in found]
         head = "".join(f"<th>{html.escape(_LABELS.get(m, m.replace('_', ' ')))}</th>" for m in metrics)
         rows = []
         for k in classes:

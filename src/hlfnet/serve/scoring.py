@@ -70,9 +70,9 @@ def read_labels(upload: Upload, what: str, rule: ScoringRule) -> np.ndarray:
             return read_mask(upload.path, rule.num_classes, label_values=rule.label_values)
         data = read_label_data(upload.path)
         if rule.num_classes == 2 and rule.label_values is None:  # any non-zero label is the foreground
-            return (labels_to_classes(data, int(data.max()) + 1 if data.size else 2, None, upload.name) > 0).astype(
-                np.uint8
-            )
+            return (
+                labels_to_classes(data, int(data.max()) + 1 if data.size else 2, None, upload.name) > 0
+            ).astype(np.uint8)
         return labels_to_classes(data, rule.num_classes, None, upload.name, rule.label_values)
     except (ValueError, OSError, EOFError) as error:
         text = str(error).replace(str(upload.path), upload.name).splitlines()[0][:300]
@@ -151,6 +151,7 @@ def truth_pictures(truth: Upload, labels: np.ndarray) -> dict[str, Any]:
     slices = reorient_to_slices(labels, nib.load(str(truth.path)).affine)
     return {
         "ground_truth_slices": [
-            b64(png_bytes(np.ascontiguousarray(slices[..., k]).astype(np.uint8))) for k in range(slices.shape[-1])
+            b64(png_bytes(np.ascontiguousarray(slices[..., k]).astype(np.uint8)))
+            for k in range(slices.shape[-1])
         ]
     }

@@ -170,10 +170,10 @@ class ModelService:
     def _options(self) -> dict[str, Any]:
         p = self.predictor
         return {
-                "tta": p.tta,
-                "largest_component": p.largest_component,
-                "threshold": p.threshold,
-                "max_batch": p.batch_size,
+            "tta": p.tta,
+            "largest_component": p.largest_component,
+            "threshold": p.threshold,
+            "max_batch": p.batch_size,
         }
 
     def _manifest(self) -> dict[str, Any] | None:

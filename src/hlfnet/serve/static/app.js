@@ -466,7 +466,7 @@ function showClassScores(card, body, unit) {
     }
     box.append(tr);
   }
-  box.hidden = false;
+  box.hidden = body.per_class.length < 2; // binary: the rows above are that class's scores
 }
 
 async function run(files) {
