@@ -251,3 +251,35 @@ def test_public_text() -> None:
         "run hlfnet predict",
     ):
         assert public_text(kept) == kept
+
+
+def test_volume_scores_in_mm_and_truth_slices_for_outlines(volume_run, tmp_path, one_thread) -> None:
+    import nibabel as nib
+    from fastapi.testclient import TestClient
+    from monai.metrics import compute_hausdorff_distance
+
+    truth = np.zeros((20, 16, 5), np.uint8)
+    truth[4:12, 3:9, 1:4] = 1
+    pred = np.zeros_like(truth)
+    pred[5:13, 3:10, 1:3] = 1
+    affine = np.diag([0.8, 0.7, 2.5, 1.0])
+    files = {}
+    for name, data in (("prediction", pred), ("ground_truth", truth)):
+        path = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(data, affine), str(path))
+        files[name] = (path.name, path.read_bytes())
+    with TestClient(create_app(ServeConfig(model=str(volume_run)))) as client:
+        response = client.post("/api/v1/score?labels=true", files=files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["surface_units"] == "mm"
+    hd95 = compute_hausdorff_distance(
+        torch.from_numpy(pred)[None, None],
+        torch.from_numpy(truth)[None, None],
+        percentile=95,
+        spacing=[0.8, 0.7, 2.5],
+    )
+    assert body["scores"]["hd95"] == pytest.approx(float(hd95), abs=1e-6)
+    slices = [_decode(s) for s in body["ground_truth_slices"]]
+    assert len(slices) == 5  # the axial slices, as the page shows the volume
+    assert [int(s.sum()) for s in slices] == [int(truth[..., k].sum()) for k in range(5)]
