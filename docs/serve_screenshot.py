@@ -14,7 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
-
 from tests.conftest import shared_data_root  # noqa: E402
 from tests.serve.conftest import start_server  # noqa: E402
 from tests.serve.test_browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
