@@ -99,6 +99,21 @@ def test_nnunet_labels_that_are_not_0_to_k_become_label_values(tmp_path: Path) -
     assert cfg.num_classes == 3 and cfg.label_values == (0, 1, 5)
     mask = read_mask(root / "labelsTr" / "case0.png", cfg.num_classes, label_values=cfg.label_values)
     assert mask[15, 20] == 2 and mask[5, 5] == 1
+    # the class names follow dataset.json too, also for a selection of its values
+    assert cfg.class_names == ("background", "liver", "tumour")
+    selected = DataConfig(format="nnunet", root=str(root), use_cache=False, label_values=(0, 5))
+    assert selected.class_names == ("background", "tumour")
+
+
+def test_class_names_are_checked_and_default_to_class_k() -> None:
+    cfg = DataConfig(num_classes=3, class_names=("background", "nucleus", "cytoplasm"))
+    assert cfg.names_of_classes() == ("background", "nucleus", "cytoplasm")
+    assert DataConfig(num_classes=3).names_of_classes() == ("background", "class 1", "class 2")
+    assert cfg.names_of_classes(2) == ("background", "class 1")  # names for another class count: none
+    with pytest.raises(ValueError, match="data.class_names must give 3 names"):
+        DataConfig(num_classes=3, class_names=("background", "nucleus"))
+    with pytest.raises(ValueError, match="data.class_names"):
+        DataConfig(label_values=(0, 128, 255), class_names=("background", "", "x"))
 
 
 @pytest.mark.parametrize(

@@ -127,3 +127,65 @@ def test_report_of_a_network_without_attention_maps(tmp_path: Path, isic_root: P
     )
     page = write_report(run, split="test", overwrite=True).read_text()
     assert "drawn from metrics.csv" in page and page.count("data:image/png;base64,") == 2
+
+
+def test_report_of_a_multiclass_run_names_and_colours_its_classes(tmp_path: Path) -> None:
+    """Three classes stored 0/128/255 with names in the config; the head says class 2 everywhere, so every
+    per-class score is known by hand: the nucleus is never predicted (Dice 0), the cytoplasm's Dice is
+    2|T|/(|T| + N)."""
+    import html as html_lib
+
+    import torch
+
+    from hlfnet.evaluation.palette import class_colour
+    from hlfnet.models import create_model
+
+    root = tmp_path / "cells"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    dices, jaccards = [], []
+    for i in range(3):
+        truth = np.zeros((40, 48), np.uint8)
+        truth[4 + i : 20, 6 : 22 + i] = 1
+        truth[18 : 36 - i, 20:44] = 2
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(root / "images" / f"c{i}.png")
+        Image.fromarray(np.array([0, 128, 255], np.uint8)[truth], mode="L").save(root / "masks" / f"c{i}.png")
+        t = int((truth == 2).sum())
+        dices.append(2 * t / (t + truth.size))
+        jaccards.append(t / truth.size)
+    model = create_model("unet", in_channels=4, out_channels=3, base_channels=4, depth=2)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 0.0, 8.0]))
+    data = {
+        "format": "folder",
+        "root": str(root),
+        "image_size": [32, 32],
+        "in_channels": 4,
+        "label_values": [0, 128, 255],
+        "class_names": ["background", "nucleus", "cytoplasm"],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    split = {"train": [], "val": [], "test": ["c0", "c1", "c2"]}
+    run = make_run(tmp_path / "run", data, name="unet", out_channels=3, split=split, model=model)
+    page = write_report(run, split="test").read_text()
+    tables = re.findall(r"<table class='per-class' data-level='original'>(.*?)</table>", page, flags=re.S)
+    assert len(tables) == 1
+    rows = re.findall(r"<tr class='class-row' data-class='(\d)'><th>(.*?)</th>(.*?)</tr>", tables[0])
+    assert [(k, re.sub(r"<[^>]+>", "", name)) for k, name, _ in rows] == [
+        ("1", "1: nucleus"),
+        ("2", "2: cytoplasm"),
+    ]
+    header = re.findall(r"<th>([^<]*)</th>", tables[0].split("</tr>")[0])[1:]
+    cells = {k: dict(zip(header, re.findall(r"<td>([^<]*)</td>", body), strict=True)) for k, _, body in rows}
+    assert float(cells["1"]["Dice"]) == 0.0 and float(cells["1"]["IoU (Jaccard)"]) == 0.0
+    assert float(cells["2"]["Dice"]) == pytest.approx(np.mean(dices), abs=1e-4)
+    assert float(cells["2"]["IoU (Jaccard)"]) == pytest.approx(np.mean(jaccards), abs=1e-4)
+    assert {"HD95", "ASSD", "NSD"} <= set(header)
+    assert float(cells["1"]["HD95"]) == pytest.approx(np.hypot(40, 48), abs=1e-3)  # missed: the diagonal
+    # the overlays' legend: each class's name with its colour, distinct
+    legend = html_lib.unescape(page.split("<span class='legend'>")[1].split("</span> Prediction")[0])
+    assert "nucleus" in legend and "cytoplasm" in legend
+    assert class_colour(1) in legend and class_colour(2) in legend and class_colour(1) != class_colour(2)
+    assert "Unet" in page or "unet has no LFE or HFE modules" in page

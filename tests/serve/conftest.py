@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,6 +66,55 @@ def volume_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "ct_window": [-200.0, 300.0],
     }
     return save_model(model, root / "model.safetensors", extra={"data": data})
+
+
+#: The three classes of ``class_run``: masks stored 0/128/255 (``data.label_values``), named in its config.
+CLASS_VALUES = (0, 128, 255)
+CLASS_NAMES = ("background", "nucleus", "cytoplasm")
+
+
+@pytest.fixture(scope="session")
+def class_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 3-class Unet-28 (base 4, depth 2, RGB + grey 32×32) whose head says class 2 everywhere.
+
+    Untrained weights with the output layer's weights 0 and bias (0, 0, 8): the prediction is known without the
+    model (every pixel class 2, stored as 255), whatever the image — a one-epoch model may predict nothing.
+    """
+    from hlfnet.models import create_model, save_model
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("serve_class_run")
+    model = create_model("unet", in_channels=4, out_channels=3, base_channels=4, depth=2)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 0.0, 8.0]))
+    data = {
+        "format": "folder",
+        "root": str(root),
+        "image_size": [32, 32],
+        "in_channels": 4,
+        "label_values": list(CLASS_VALUES),
+        "class_names": list(CLASS_NAMES),
+    }
+    return save_model(model, root / "model.safetensors", extra={"data": data})
+
+
+def class_truth(size: int) -> np.ndarray:
+    """A ``size``×``size`` ground truth of class indices: a nucleus (1) beside a cytoplasm (2) block."""
+    truth = np.zeros((size, size), np.uint8)
+    truth[size // 8 : size * 9 // 16, size // 16 : size * 7 // 16] = 1
+    truth[size * 7 // 16 : size * 29 // 32, size * 13 // 32 : size * 15 // 16] = 2
+    return truth
+
+
+def write_rgb_image(path: Path, size: int) -> Path:
+    """A smooth RGB test picture (PNG), the same for every call."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size] / max(1, size - 1)
+    rgb = np.stack([x, y, 1 - x * y], axis=-1)
+    Image.fromarray(np.rint(rgb * 200 + 30).astype(np.uint8), mode="RGB").save(path)
+    return path
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,9 @@ class DataConfig:
             length (a different explicit ``num_classes`` other than 2 is an error). Predictions are written
             back in these values (``hlfnet predict --class-indices`` writes 0..K-1 instead).
             ``None`` = masks hold class indices ({0, 255} also accepted for binary).
+        class_names: A name for each class, list index = class, background first (``["background",
+            "nucleus", "cytoplasm"]``): the legend of ``hlfnet serve``'s page and of ``hlfnet report``.
+            ``None`` = the names of an nnU-Net ``dataset.json``'s ``labels``, else ``class 1``, ``class 2``...
         mask_threshold: ``None`` (strict): masks must hold only the declared labels ({0, 1} or {0, 255} for
             binary, 0..K-1 otherwise) or loading fails naming the file. An integer ``t`` binarises
             masks as ``value > t`` (our choice, e.g. ``127``; the paper does not say; rescues JPEG-compressed
@@ -144,6 +147,7 @@ class DataConfig:
     image_pattern: str | None = None
     mask_pattern: str | None = None
     label_values: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None
     mask_threshold: int | None = None
     ct_window: tuple[float, float] | None = None
     drop_background_slices: tuple[Split, ...] = ("train", "val", "test")
@@ -318,6 +322,13 @@ class DataConfig:
             self.num_classes = len(values)
             if self.mask_threshold is not None:
                 raise ValueError("data.label_values and data.mask_threshold exclude each other; use one")
+        if self.class_names is not None:
+            names = list(self.class_names)
+            if len(names) != self.num_classes or not all(0 < len(n.strip()) <= 64 for n in names):
+                raise ValueError(
+                    f"data.class_names must give {self.num_classes} names of 1-64 characters (background "
+                    f"first, one per class), got {names}"
+                )
         if (self.image_pattern is None) != (self.mask_pattern is None):
             raise ValueError("data.image_pattern and data.mask_pattern go together; set both or neither")
         for name in ("image_pattern", "mask_pattern"):
@@ -339,15 +350,22 @@ class DataConfig:
                 )
 
     def _adopt_nnunet_labels(self) -> None:
-        """nnU-Net: ``num_classes`` (and ``label_values`` when not 0..K-1) follow ``dataset.json``'s labels."""
+        """nnU-Net: ``num_classes`` (and ``label_values`` when not 0..K-1) follow ``dataset.json``'s labels, and so
+        do ``class_names`` unless given."""
         from hlfnet.data.nnunet import read_manifest
 
         try:
             manifest = read_manifest(self.root)
         except FileNotFoundError:
             return  # e.g. a run's config read on a machine without its data: nothing to adopt
-        if self.label_values is not None:
-            return  # the user's selection of classes wins
+        if self.label_values is None:
+            self._adopt_nnunet_values(manifest)
+        if self.class_names is None:  # the names dataset.json gives the (selected) values
+            by_value = {value: name for name, value in manifest.labels}
+            values = self.label_values or tuple(range(self.num_classes))
+            self.class_names = tuple(by_value.get(v, f"class {k}") for k, v in enumerate(values))
+
+    def _adopt_nnunet_values(self, manifest: Any) -> None:
         values = manifest.label_values
         if self.num_classes not in (2, len(values)):
             raise ValueError(
@@ -357,6 +375,14 @@ class DataConfig:
         self.num_classes = len(values)
         if list(values) != list(range(len(values))):
             self.label_values = values
+
+    def names_of_classes(self, num_classes: int | None = None) -> tuple[str, ...]:
+        """A name for each of ``num_classes`` classes (default ``self.num_classes``): ``class_names`` when it
+        has that many, else ``background``, ``class 1``, ``class 2``..."""
+        count = self.num_classes if num_classes is None else num_classes
+        if self.class_names is not None and len(self.class_names) == count:
+            return tuple(self.class_names)
+        return ("background", *(f"class {k}" for k in range(1, count)))
 
     def synthetic_count(self, split: str) -> int:
         """How many synthetic images ``split`` has (``synthetic_train`` / ``synthetic_val`` / ``synthetic_test``)."""

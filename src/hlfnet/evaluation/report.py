@@ -73,11 +73,27 @@ def _show(ax: Any, picture: np.ndarray, title: str) -> None:
     ax.axis("off")
 
 
-def _overlay(ax: Any, picture: np.ndarray, truth: np.ndarray, pred: np.ndarray, title: str) -> None:
+def _overlay(
+    ax: Any, picture: np.ndarray, truth: np.ndarray, pred: np.ndarray, title: str, num_classes: int = 2
+) -> None:
+    """Binary: ground truth green and prediction red, as outlines. Multi-class: the prediction filled and the
+    ground truth outlined in the colour of each class (:mod:`hlfnet.evaluation.palette`)."""
+    from hlfnet.evaluation.palette import class_rgb
+
     _show(ax, picture, title)
-    for mask, colour in ((truth, "lime"), (pred, "red")):
+    if num_classes == 2:
+        for mask, colour in ((truth, "lime"), (pred, "red")):
+            if mask.any() and not mask.all():
+                ax.contour(mask > 0, levels=[0.5], colors=colour, linewidths=1.2)
+        return
+    fill = np.zeros((*pred.shape, 4))
+    for k in range(1, num_classes):
+        fill[pred == k] = (*class_rgb(k), 0.45)
+    ax.imshow(fill, interpolation="nearest")
+    for k in range(1, num_classes):
+        mask = truth == k
         if mask.any() and not mask.all():
-            ax.contour(mask > 0, levels=[0.5], colors=colour, linewidths=1.2)
+            ax.contour(mask, levels=[0.5], colors=[class_rgb(k)], linewidths=1.2)
 
 
 def _curves_image(root: Path | None, history: list[dict[str, Any]] | None = None) -> tuple[str | None, str]:
@@ -178,8 +194,29 @@ def _overlays(predictor: Any, cases: list[ReportCase]) -> str:
         probabilities = predictor.probabilities(case.tensor[None])
         pred = predictor.labels(probabilities)[0].numpy()
         score = f", J={case.jaccard:.3f}" if case.jaccard is not None else ""
-        _overlay(ax, _display(case.tensor), case.truth, pred, f"{case.label}: {case.id}{score}")
+        _overlay(
+            ax,
+            _display(case.tensor),
+            case.truth,
+            pred,
+            f"{case.label}: {case.id}{score}",
+            predictor.num_classes,
+        )
     return _png(figure)
+
+
+def _legend(names: tuple[str, ...]) -> str:
+    """The colour key of the overlays: one entry per foreground class (multi-class), or the binary convention."""
+    from hlfnet.evaluation.palette import class_colour
+
+    if len(names) == 2:
+        return "Ground truth green, prediction red"
+    items = "".join(
+        f"<span class='key'><span class='fill' style='background:{class_colour(k)}'></span>"
+        f"<span class='line' style='border-color:{class_colour(k)}'></span>{html.escape(names[k])}</span>"
+        for k in range(1, len(names))
+    )
+    return f"<span class='legend'>{items}</span> Prediction filled, ground truth outlined, in each class's colour"
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -247,19 +284,66 @@ def _is_stale(summary_file: Path) -> bool:
     return reason is not None
 
 
+_LABELS = {"dice": "Dice", "jaccard": "IoU (Jaccard)", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
+
+
+def _cell(value: Any) -> str:
+    """A table cell: ``—`` where a level has no such metric, ``n/a`` for NaN (no case with the structure)."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value != value:
+        return "n/a"
+    return _number(value)
+
+
 def _metrics_table(summary: dict[str, Any]) -> str:
+    """The means of every level (overlap, then boundary metrics), for multi-class also per class."""
+    from hlfnet.evaluation.evaluate import metric_columns
     from hlfnet.evaluation.metrics import BINARY_METRICS
 
-    head = "".join(f"<th>{html.escape(m.replace('_', ' '))}</th>" for m in BINARY_METRICS)
+    levels = summary["levels"]
+    main = list(dict.fromkeys(m for scores in levels.values() for m in metric_columns(scores)[0]))
+    main = main or list(BINARY_METRICS)
+    head = "".join(f"<th>{html.escape(_LABELS.get(m, m.replace('_', ' ')))}</th>" for m in main)
     body = []
-    for level, scores in summary["levels"].items():
+    for level, scores in levels.items():
         primary = " (primary)" if level == summary["primary"] else ""
-        cells = "".join(f"<td>{_number(scores.get(m))}</td>" for m in BINARY_METRICS)
+        cells = "".join(f"<td>{_cell(scores.get(m))}</td>" for m in main)
         count = summary.get("counts", {}).get(level, "")
         body.append(
             f"<tr><th>{html.escape(str(level))}{primary}</th><td>{html.escape(str(count))}</td>{cells}</tr>"
         )
     return f"<table><tr><th>level</th><th>cases</th>{head}</tr>{''.join(body)}</table>"
+
+
+def _class_tables(summary: dict[str, Any], names: tuple[str, ...]) -> str:
+    """Per-class tables (``dice_class1``... of each level): one row per foreground class, named and coloured."""
+    from hlfnet.evaluation.evaluate import metric_columns
+    from hlfnet.evaluation.metrics import BINARY_METRICS, SURFACE_METRICS
+    from hlfnet.evaluation.palette import class_colour
+
+    parts = []
+    for level, scores in summary["levels"].items():
+        _, per_class = metric_columns(scores)
+        if not per_class:
+            continue
+        classes = sorted({int(k.rsplit("_class", 1)[1]) for k in per_class})
+        found = {k.rsplit("_class", 1)[0] for k in per_class}
+        metrics = [m for m in (*BINARY_METRICS, *SURFACE_METRICS) if m in found]
+        head = "".join(f"<th>{html.escape(_LABELS.get(m, m.replace('_', ' ')))}</th>" for m in metrics)
+        rows = []
+        for k in classes:
+            name = names[k] if k < len(names) else f"class {k}"
+            cells = "".join(f"<td>{_cell(scores.get(f'{m}_class{k}'))}</td>" for m in metrics)
+            rows.append(
+                f"<tr class='class-row' data-class='{k}'><th><span class='fill' style='background:"
+                f"{class_colour(k)}'></span>{k}: {html.escape(name)}</th>{cells}</tr>"
+            )
+        parts.append(
+            f"<h3>Per class ({html.escape(str(level))})</h3><table class='per-class' data-level='"
+            f"{html.escape(str(level))}'><tr><th>class</th>{head}</tr>{''.join(rows)}</table>"
+        )
+    return "".join(parts)
 
 
 _STYLE = """
@@ -268,7 +352,20 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f4f4f4}img{max-width:100%;display:block;margin:.5em 0}.note{color:#555;font-size:.9em}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
+.legend{display:inline-flex;flex-wrap:wrap;gap:.3em 1em;margin-right:.5em}.key{display:inline-flex;align-items:center}
+.fill,.line{display:inline-block;width:.9em;height:.9em;margin-right:.25em;border-radius:2px}
+.line{border:2px solid;box-sizing:border-box}
 """
+
+
+def _surface_note(settings: dict[str, Any]) -> str:
+    if not settings.get("surface_metrics"):
+        return ""
+    return (
+        f"HD95 and ASSD in {settings.get('surface_units')}, NSD at tolerance {settings.get('nsd_tolerance')} "
+        f"{settings.get('surface_units')} (MONAI's); — = not computed at this level; n/a = no case with the "
+        "structure in prediction or truth."
+    )
 
 
 def render_report(
@@ -279,8 +376,10 @@ def render_report(
     overlays: str | None,
     fig4: list[tuple[ReportCase, str]],
     fig4_note: str,
+    class_names: tuple[str, ...] = ("background", "class 1"),
 ) -> str:
-    """Assemble the HTML page from already rendered pieces (data URIs)."""
+    """Assemble the HTML page from already rendered pieces (data URIs); ``class_names`` (background first)
+    name the classes of the overlays' legend and of the per-class tables."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
@@ -290,13 +389,16 @@ def render_report(
         _metrics_table(summary),
         "<p class='note'>Per-image scores as the ISIC challenge computes them, averaged over cases. "
         "<em>original</em>: at the original mask size; <em>network</em>: at the network input size; "
-        "<em>slice</em>/<em>volume</em>: per 2-D slice / per 3-D volume.</p>",
+        "<em>slice</em>/<em>volume</em>: per 2-D slice / per 3-D volume. "
+        + html.escape(_surface_note(summary.get("settings", {})))
+        + "</p>",
+        _class_tables(summary, class_names),
         "<h2>Training curves</h2>",
         f"<img alt='training curves' src='{curves[0]}'><p class='note'>{html.escape(curves[1])}</p>"
         if curves[0]
         else f"<p class='note'>{html.escape(curves[1])}</p>",
         "<h2>Best, median and worst cases</h2>",
-        f"<img alt='overlays' src='{overlays}'><p class='note'>Ground truth green, prediction red, at the network "
+        f"<img alt='overlays' src='{overlays}'><p class='note'>{_legend(class_names)}, at the network "
         "input size; J = Jaccard at the primary level.</p>"
         if overlays
         else "<p class='note'>no cases</p>",
@@ -396,10 +498,7 @@ def write_report(
     shown = [] if patch else _load_cases(predictor, cfg, pairs, picked, volume)
     chosen_cases = shown if (patch or not cases) else _load_cases(predictor, cfg, pairs, chosen, volume)
     overlays = _overlays(predictor, shown) if shown else None
-    model = loaded.model
-    has_maps = any(
-        isinstance(m, torch.nn.Module) and type(m).__name__ in ("LFE", "HFE") for m in model.modules()
-    )
+    has_maps = bool(getattr(loaded.model, "has_attention_maps", False))
     if patch:
         fig4 = []
         note = (
@@ -440,6 +539,7 @@ def write_report(
         overlays,
         fig4,
         note,
+        cfg.names_of_classes(predictor.num_classes),
     )
     with owned_outputs(path.parent, [path.name], "report", overwrite=True, legacy=legacy):
         atomic_write_bytes(path, page.encode("utf-8"), root=path.parent)

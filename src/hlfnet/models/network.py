@@ -182,6 +182,14 @@ class EncoderDecoderNet(nn.Module):
         )
         self.head = conv_nd(spatial_dims)(widths[0], out_channels, 1)
 
+    @property
+    def has_attention_maps(self) -> bool:
+        """True when :meth:`forward_with_attention` returns maps (an LFE in the encoder or an HFE in the
+        decoder); the U-Net and Res-U-Net baselines return empty :class:`AttentionMaps`."""
+        return any(isinstance(block, LFE) for block in self.encoder) or any(
+            stage.hfe is not None for stage in self.decoder
+        )
+
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
         size = tuple(x.shape[2:])
         multiple = 2**self.depth

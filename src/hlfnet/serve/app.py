@@ -33,6 +33,9 @@ from starlette.requests import ClientDisconnect
 from hlfnet.serve.batcher import MicroBatcher, QueueFull
 from hlfnet.serve.budget import MemoryBudget
 from hlfnet.serve.config import ServeConfig
+from hlfnet.serve.docs import docs_csp, find_swagger_ui, missing_docs_html
+from hlfnet.serve.redact import public_text
+from hlfnet.serve.scoring import score_uploads, truth_pictures
 from hlfnet.serve.service import ImageJob, ModelService, b64, display_image, load_predictor, png_bytes
 from hlfnet.serve.uploads import ApiError, Upload, check_image, decoded_bytes, read_multipart
 
@@ -47,7 +50,6 @@ PAGE_CSP = (
 )
 #: Everything that is not the page or /docs (JSON, PNG, NIfTI, /openapi.json, errors): nothing may run or load.
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-SCORE_KEYS = ("dice", "jaccard", "accuracy", "sensitivity", "specificity", "thresholded_jaccard")
 
 
 @dataclass
@@ -125,7 +127,10 @@ class ServeState:
 
 
 def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    # a library's message may name a server path: only its file name reaches the client
+    return JSONResponse(
+        {"error": {"code": code, "message": public_text(message)}}, status_code=status, headers=headers
+    )
 
 
 class Guard:
@@ -221,49 +226,6 @@ def _area_volume(labels: np.ndarray, zooms: list[float] | None) -> dict[str, Any
     }
 
 
-def _scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    import torch
-
-    from hlfnet.evaluation import binary_scores
-
-    scores = binary_scores(torch.from_numpy(pred > 0)[None], torch.from_numpy(truth > 0)[None])
-    return {k: float(scores[k][0]) for k in SCORE_KEYS}
-
-
-def _read_labels(upload: Upload, what: str) -> np.ndarray:
-    """A 2-D mask (``read_mask``: {0, 1} or {0, 255}) or a NIfTI label volume (any non-zero = foreground)."""
-    from hlfnet.data import read_mask
-    from hlfnet.data.io import labels_to_classes
-
-    try:
-        if upload.kind == "image":
-            return read_mask(upload.path)
-        from hlfnet.data.io import read_label_data
-
-        data = read_label_data(upload.path)
-        return labels_to_classes(data, int(data.max()) + 1 if data.size else 2, None, upload.name)
-    except (ValueError, OSError, EOFError) as error:
-        text = str(error).replace(str(upload.path), upload.name).splitlines()[0][:300]
-        raise ApiError(400, "unreadable_mask", f"{what}: {text}") from None
-
-
-def _score_uploads(prediction: Upload, truth: Upload, max_pixels: int) -> dict[str, float]:
-    if prediction.kind != truth.kind:
-        raise ApiError(400, "mismatch", "prediction and ground truth must both be images or both be volumes")
-    if truth.kind == "image":
-        check_image(truth, max_pixels)
-        check_image(prediction, max_pixels)
-    pred = _read_labels(prediction, "prediction")
-    gt = _read_labels(truth, "ground truth")
-    if pred.shape != gt.shape:
-        raise ApiError(
-            400,
-            "shape_mismatch",
-            f"prediction shape {list(pred.shape)} differs from ground truth shape {list(gt.shape)}",
-        )
-    return _scores(pred, gt)
-
-
 def _strip(text: str, folder: Path, uploads: dict[str, Upload]) -> str:
     for upload in uploads.values():
         text = text.replace(str(upload.path), upload.name)
@@ -339,14 +301,14 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
                 await state.batcher.stop()
             shutil.rmtree(state.folder, ignore_errors=True)
 
-    swagger = _swagger_folder()
+    swagger = find_swagger_ui()
     app = FastAPI(
         title="hlfnet serve",
         version=_version(),
         summary="HLF-Net segmentation: a web page and an HTTP API (same preprocessing, weights and metrics as "
         "`hlfnet predict`).",
         lifespan=lifespan,
-        docs_url=None if swagger else "/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.serve = state
@@ -378,20 +340,25 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
     if swagger:
         from fastapi.openapi.docs import get_swagger_ui_html
 
-        app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
-
-        docs_page = get_swagger_ui_html(
+        app.mount("/static/swagger", StaticFiles(directory=swagger.folder), name="swagger")
+        docs_page: Response = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="hlfnet serve: API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
+            # no badge from the online validator: the page talks to this server only
+            swagger_ui_parameters={"validatorUrl": None},
         )
-        state.docs_csp = _docs_csp(bytes(docs_page.body).decode("utf-8"))
+    else:  # a local page that says what to install, never a CDN
+        from fastapi.responses import HTMLResponse
 
-        @app.get("/docs", include_in_schema=False)
-        async def docs() -> Response:
-            return docs_page
+        docs_page = HTMLResponse(missing_docs_html())
+    state.docs_csp = docs_csp(PAGE_CSP, bytes(docs_page.body).decode("utf-8"))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return docs_page
 
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -554,7 +521,10 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
         service = state.service
         assert service is not None
         num_classes = service.predictor.num_classes
-        mask_file = write_mask_png(result.mask, folder / "mask.png", num_classes)
+        # the very bytes hlfnet predict writes, in the run's encoding (data.label_values) when it has one
+        mask_file = write_mask_png(
+            result.mask, folder / "mask.png", num_classes, label_values=service.scoring.label_values
+        )
         data = mask_file.read_bytes()
         area = _area_image(result.mask, upload.meta.get("pixel_spacing_mm"), num_classes)
         timing = {"queue_ms": round(info.queue_ms, 2), "inference_ms": round(info.run_ms, 2)}
@@ -577,6 +547,7 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
             "size": upload.meta["size"],
             "mask_filename": name,
             "mask_png": b64(data),
+            "labels_png": b64(png_bytes(result.mask.astype(np.uint8))),  # class indices, for display
             "area": area,
             "batch_size": info.batch_size,
             "timing": timing,
@@ -592,10 +563,10 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
         if preview:
             body["image_png"] = b64(png_bytes(display_image(array)))
         if truth is not None:
-            body["scores"] = _score_against(mask_file, upload, truth, "image")
+            body.update(_score_against(mask_file, upload, truth, "image"))
         return JSONResponse(body)
 
-    def _score_against(mask_file: Path, upload: Upload, truth: Upload, kind: str) -> dict[str, float]:
+    def _score_against(mask_file: Path, upload: Upload, truth: Upload, kind: str) -> dict[str, Any]:
         if truth.kind != kind:
             raise ApiError(
                 400,
@@ -603,7 +574,9 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
                 f"the ground truth must be {'a mask image' if kind == 'image' else 'a NIfTI volume'}",
             )
         prediction = Upload("prediction", upload.name, mask_file, kind=kind)
-        return _score_uploads(prediction, truth, config.pixel_limit)
+        assert state.service is not None
+        answer, _ = score_uploads(prediction, truth, config.pixel_limit, state.service.scoring)
+        return answer
 
     def _volume_response(
         result: Any,
@@ -647,7 +620,7 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
         if preview or probabilities:
             body["slice_previews"] = _slice_previews(result, upload, probabilities, preview)
         if truth is not None:
-            body["scores"] = _score_against(Path(mask_file), upload, truth, "volume")
+            body.update(_score_against(Path(mask_file), upload, truth, "volume"))
         return JSONResponse(body)
 
     def _slice_previews(
@@ -668,6 +641,7 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
         for k in range(result.labels.shape[0]):
             item: dict[str, Any] = {
                 "mask_png": b64(png_bytes((result.labels[k] > 0).astype(np.uint8) * 255)),
+                "labels_png": b64(png_bytes(np.ascontiguousarray(result.labels[k]).astype(np.uint8))),
                 "pixels": int((result.labels[k] > 0).sum()),
             }
             if images is not None:
@@ -682,57 +656,53 @@ def create_app(config: ServeConfig, predictor: Any = None, reference: str | None
     @app.post(
         f"{API_PREFIX}/score",
         tags=["api"],
-        summary="Score a predicted mask against a ground truth (ISIC-exact Dice, Jaccard, accuracy...)",
-        description="Multipart fields `prediction` and `ground_truth`: two 2-D masks ({0, 1} or {0, 255}) of the "
-        "same size, or two NIfTI label volumes of the same shape (any non-zero label is foreground). Scores as "
-        "`hlfnet.evaluation.binary_scores`.",
+        summary="Score a predicted mask against a ground truth: Dice, IoU, HD95, ASSD, NSD, overall and per class",
+        description="Multipart fields `prediction` and `ground_truth`: two 2-D masks of the same size, or two NIfTI "
+        "label volumes of the same shape, in the served model's encoding (binary: {0, 1} or {0, 255}, any "
+        "non-zero label of a volume; multi-class: class indices, or the run's `data.label_values`). Scores as "
+        "`hlfnet score` (`hlfnet.evaluation.score_labels`): `scores` holds the ISIC metrics (multi-class: the "
+        "mean over the foreground classes) and HD95 / ASSD / NSD (MONAI's; pixels for images, mm for volumes, "
+        "NSD tolerance 1; `null` for a class in neither mask); `per_class` one entry per foreground class.",
         openapi_extra=_upload_schema({"prediction": "predicted mask", "ground_truth": "ground-truth mask"}),
         responses={400: ERROR_SCHEMA, 413: ERROR_SCHEMA, 415: ERROR_SCHEMA},
     )
-    async def score(request: Request) -> Response:
-        return await guarded(request, _score(request))
+    async def score(
+        request: Request,
+        labels: bool = Query(
+            False,
+            description="add the ground truth as class indices (PNG, base64) for drawing its outline: "
+            "`ground_truth_png` (images) or `ground_truth_slices` (volumes, the axial slices of the page)",
+        ),
+        surface: bool = Query(True, description="compute HD95, ASSD and NSD (false: overlap metrics only)"),
+    ) -> Response:
+        return await guarded(request, _score(request, labels, surface))
 
-    async def _score(request: Request) -> Response:
+    async def _score(request: Request, labels: bool, surface: bool) -> Response:
         with state.private_folder() as folder:
             uploads = await read_uploads(request, folder, ("prediction", "ground_truth"))
             missing = [f for f in ("prediction", "ground_truth") if f not in uploads]
             if missing:
                 raise ApiError(400, "missing_file", f"no {missing[0]!r} field in the upload")
+            if state.service is None:
+                raise ApiError(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})
+            rule = state.service.scoring
             needed = await asyncio.to_thread(decoded_bytes, uploads, config.pixel_limit, config.voxel_limit)
             async with state.budget.reserve(needed):
-                scores = await asyncio.to_thread(
-                    _score_uploads, uploads["prediction"], uploads["ground_truth"], config.pixel_limit
-                )
-            return JSONResponse({"scores": scores})
+
+                def work() -> dict[str, Any]:
+                    truth = uploads["ground_truth"]
+                    answer, truth_labels = score_uploads(
+                        uploads["prediction"], truth, config.pixel_limit, rule, surface
+                    )
+                    return {**answer, **(truth_pictures(truth, truth_labels) if labels else {})}
+
+                body = await asyncio.to_thread(work)
+            return JSONResponse(body)
 
     return app
-
-
-def _docs_csp(html: str) -> str:
-    """The page's policy, plus the hashes of the inline scripts of Swagger UI's page (and nothing else inline)."""
-    import base64
-    import hashlib
-
-    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts
-    )
-    return PAGE_CSP.replace("script-src 'self'", f"script-src 'self' {hashes}").replace(
-        "style-src 'self'", "style-src 'self' 'unsafe-inline'"
-    )
 
 
 def _version() -> str:
     from hlfnet.version import __version__
 
     return __version__
-
-
-def _swagger_folder() -> Path | None:
-    """Swagger UI's files from the ``swagger-ui-bundle`` package, so that ``/docs`` works offline."""
-    try:
-        import swagger_ui_bundle
-    except ImportError:
-        return None
-    folder = Path(swagger_ui_bundle.swagger_ui_path)
-    return folder if (folder / "swagger-ui-bundle.js").is_file() else None

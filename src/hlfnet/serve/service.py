@@ -60,6 +60,30 @@ def load_predictor(config: ServeConfig) -> Any:
     )
 
 
+def _scoring_rule(predictor: Any) -> Any:
+    """How the served model's masks are read and scored, and its classes (names, stored values, colours)."""
+    from hlfnet.evaluation.palette import BINARY_TRUTH_COLOUR, class_colour
+    from hlfnet.serve.scoring import ClassInfo, ScoringRule
+
+    count = predictor.num_classes
+    values = predictor.output_values
+    if values is not None and len(values) != count:
+        values = None
+    names = predictor.cfg.names_of_classes(count)
+    stored = values or ((0, 255) if count == 2 else tuple(range(count)))
+    classes = tuple(
+        ClassInfo(
+            k,
+            int(stored[k]),
+            names[k],
+            class_colour(k),
+            BINARY_TRUTH_COLOUR if count == 2 and k else class_colour(k),
+        )
+        for k in range(count)
+    )
+    return ScoringRule(count, values, classes)
+
+
 def png_bytes(array: np.ndarray) -> bytes:
     """An 8-bit grey or RGB array as PNG bytes (for display; masks go through ``write_mask_png``)."""
     from PIL import Image
@@ -113,30 +137,43 @@ class ModelService:
     def __init__(self, predictor: Any, reference: str) -> None:
         self.predictor = predictor
         self.reference = reference
-        self.attention_available = hasattr(predictor.model, "forward_with_attention")
+        # Unet-28, Res-Unet-28 and unet16 have forward_with_attention too, but no LFE/HFE maps to return
+        self.attention_available = bool(getattr(predictor.model, "has_attention_maps", False))
+        self.scoring = _scoring_rule(predictor)
 
     # ---------------------------------------------------------------- description
 
     def describe(self) -> dict[str, Any]:
-        """Name, source, channels, input size, options and the model's manifest (``model.json`` or the
-        pretrained entry)."""
+        """Name, source, channels, input size, capabilities, classes, options and the model's manifest
+        (``model.json`` or the pretrained entry); file names only, never a server path."""
+        from hlfnet.serve.redact import public_value
+
+        p = self.predictor
+        rule = self.scoring
+        return public_value(
+            {
+                "name": p.source.get("model") or Path(str(self.reference)).name,
+                "reference": str(self.reference),
+                "source": {k: str(v) for k, v in p.source.items()},
+                "in_channels": p.in_channels,
+                "out_channels": p.out_channels,
+                "num_classes": p.num_classes,
+                "label_values": list(rule.label_values) if rule.label_values is not None else None,
+                "classes": [vars(c) for c in rule.classes],
+                "input_size": list(p.cfg.image_size),
+                "attention": self.attention_available,
+                "options": self._options(),
+                "manifest": self._manifest(),
+            }
+        )
+
+    def _options(self) -> dict[str, Any]:
         p = self.predictor
         return {
-            "name": p.source.get("model") or Path(str(self.reference)).name,
-            "reference": str(self.reference),
-            "source": {k: str(v) for k, v in p.source.items()},
-            "in_channels": p.in_channels,
-            "out_channels": p.out_channels,
-            "num_classes": p.num_classes,
-            "input_size": list(p.cfg.image_size),
-            "attention": self.attention_available,
-            "options": {
-                "tta": p.tta,
-                "largest_component": p.largest_component,
-                "threshold": p.threshold,
-                "max_batch": p.batch_size,
-            },
-            "manifest": self._manifest(),
+            "tta": p.tta,
+            "largest_component": p.largest_component,
+            "threshold": p.threshold,
+            "max_batch": p.batch_size,
         }
 
     def _manifest(self) -> dict[str, Any] | None:

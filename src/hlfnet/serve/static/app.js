@@ -51,8 +51,47 @@ async function loadModel() {
   $("model").textContent = "model: " + m.name + " · input " + m.input_size.join("×") +
     (m.attention ? " · attention maps available" : "");
   $("show-attention").parentElement.hidden = !m.attention;
+  showLegend(m);
   $("token-row").hidden = true;
   showError("");
+}
+
+function foreground() {
+  // the foreground classes of the served model (index, stored value, name, colours), background dropped
+  return state.model && state.model.classes ? state.model.classes.filter((c) => c.index > 0)
+    : [{ index: 1, value: 255, name: "class 1", colour: "#e6281e", outline: "#32cd32" }];
+}
+
+function swatch(colour, outline) {
+  const s = document.createElement("span");
+  s.className = outline ? "swatch outline" : "swatch";
+  s.style.setProperty(outline ? "border-color" : "background-color", colour);
+  return s;
+}
+
+function showLegend(model) {
+  // one entry per foreground class: its fill (prediction) and outline (ground truth) colours and its name
+  const box = $("legend");
+  box.replaceChildren();
+  const title = document.createElement("span");
+  title.className = "muted";
+  title.textContent = "prediction filled, ground truth outlined:";
+  box.append(title);
+  for (const c of foreground()) {
+    const item = document.createElement("span");
+    item.className = "legend-item";
+    item.dataset.class = String(c.index);
+    const name = document.createElement("span");
+    name.className = "legend-name";
+    name.textContent = c.name;
+    item.append(swatch(c.colour, false), swatch(c.outline, true), name);
+    box.append(item);
+  }
+  box.hidden = false;
+}
+
+function rgb(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
 }
 
 function isVolume(name) {
@@ -95,22 +134,77 @@ function fmt(x, digits) {
 
 // ---------------------------------------------------------------------------------------------- drawing
 
-async function maskLayer(maskSrc, width, height) {
-  // the 0/255 mask as a red layer with transparent background
-  const mask = await loadImage(maskSrc);
+async function classIndices(labelsSrc, width, height) {
+  // a PNG of class indices (0 = background) as one index per pixel
+  const picture = await loadImage(labelsSrc);
+  const c = document.createElement("canvas");
+  c.width = width;
+  c.height = height;
+  const ctx = c.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(picture, 0, 0, width, height);
+  const px = ctx.getImageData(0, 0, width, height).data;
+  const out = new Uint8Array(width * height);
+  for (let i = 0; i < out.length; i++) out[i] = px[4 * i];
+  return out;
+}
+
+function paint(labels, width, height, colourOf) {
+  // a transparent layer with each labelled pixel in its class's colour
   const layer = document.createElement("canvas");
   layer.width = width;
   layer.height = height;
   const ctx = layer.getContext("2d");
-  ctx.drawImage(mask, 0, 0, width, height);
-  const data = ctx.getImageData(0, 0, width, height);
+  const data = ctx.createImageData(width, height);
   const px = data.data;
-  for (let i = 0; i < px.length; i += 4) {
-    const on = px[i] > 0;
-    px[i] = 230; px[i + 1] = 40; px[i + 2] = 30; px[i + 3] = on ? 255 : 0;
+  const colours = {};
+  for (const c of foreground()) colours[c.index] = rgb(colourOf(c));
+  for (let i = 0; i < labels.length; i++) {
+    const colour = colours[labels[i]];
+    if (!colour) continue;
+    px[4 * i] = colour[0]; px[4 * i + 1] = colour[1]; px[4 * i + 2] = colour[2]; px[4 * i + 3] = 255;
   }
   ctx.putImageData(data, 0, 0);
   return layer;
+}
+
+async function maskLayer(labelsSrc, width, height) {
+  // the predicted classes, each filled with its colour
+  return paint(await classIndices(labelsSrc, width, height), width, height, (c) => c.colour);
+}
+
+async function outlineLayer(labelsSrc, width, height) {
+  // the ground truth's boundary pixels (a 4-neighbour of another class), in each class's outline colour,
+  // thickened so that the outline stays visible when the picture is shown smaller than its size
+  const labels = await classIndices(labelsSrc, width, height);
+  const edge = new Uint8Array(labels.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      const k = labels[i];
+      if (!k) continue;
+      if (x === 0 || y === 0 || x === width - 1 || y === height - 1 || labels[i - 1] !== k ||
+          labels[i + 1] !== k || labels[i - width] !== k || labels[i + width] !== k) edge[i] = k;
+    }
+  }
+  const radius = Math.max(0, Math.round(Math.max(width, height) / 320) - 1);
+  let lines = edge;
+  if (radius > 0) {
+    lines = new Uint8Array(edge.length);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const k = edge[y * width + x];
+        if (!k) continue;
+        for (let dy = -radius; dy <= radius; dy++) {
+          for (let dx = -radius; dx <= radius; dx++) {
+            const yy = y + dy, xx = x + dx;
+            if (yy >= 0 && yy < height && xx >= 0 && xx < width) lines[yy * width + xx] = k;
+          }
+        }
+      }
+    }
+  }
+  return paint(lines, width, height, (c) => c.outline);
 }
 
 function draw(card) {
@@ -122,6 +216,7 @@ function draw(card) {
   ctx.globalAlpha = Number($("opacity").value) / 100;
   ctx.drawImage(layer, 0, 0, canvas.width, canvas.height);
   ctx.globalAlpha = 1;
+  if (card.outline) ctx.drawImage(card.outline, 0, 0, canvas.width, canvas.height);
 }
 
 function redrawAll() {
@@ -135,7 +230,9 @@ function newCard(file) {
   const node = $("card-template").content.firstElementChild.cloneNode(true);
   node.querySelector(".name").textContent = file.name;
   $("results").append(node);
-  const card = { file, node, canvas: node.querySelector("canvas"), result: null, image: null, layer: null };
+  const card = {
+    file, node, canvas: node.querySelector("canvas"), result: null, image: null, layer: null, outline: null,
+  };
   state.cards.push(card);
   return card;
 }
@@ -167,13 +264,20 @@ async function showImage(card, r) {
   card.image = image;
   card.canvas.width = image.naturalWidth;
   card.canvas.height = image.naturalHeight;
-  card.layer = await maskLayer("data:image/png;base64," + r.mask_png, image.naturalWidth, image.naturalHeight);
+  card.layer = await maskLayer("data:image/png;base64," + r.labels_png, image.naturalWidth, image.naturalHeight);
   card.maskBytes = bytesFromB64(r.mask_png);
   draw(card);
   const dl = card.node.querySelector(".facts");
   dl.replaceChildren();
   fact(dl, "size", r.size[1] + " × " + r.size[0] + " px");
-  fact(dl, "lesion area", fmt(r.area.pixels, 0) + " px (" + fmt(100 * r.area.fraction, 1) + " %)", "area");
+  const multi = foreground().length > 1;
+  fact(dl, multi ? "foreground area" : "lesion area",
+    fmt(r.area.pixels, 0) + " px (" + fmt(100 * r.area.fraction, 1) + " %)", "area");
+  if (multi && r.area.pixels_per_class) {
+    for (const c of foreground()) {
+      fact(dl, c.name, fmt(r.area.pixels_per_class[String(c.index)] || 0, 0) + " px", "area-class" + c.index);
+    }
+  }
   if (r.area.mm2 !== null) fact(dl, "area (from DPI)", fmt(r.area.mm2, 1) + " mm²", "area-mm");
   fact(dl, "inference", fmt(r.timing.inference_ms, 0) + " ms (batch of " + r.batch_size + ")");
   downloadLink(dl, r, card.maskBytes, "image/png");
@@ -233,7 +337,10 @@ async function showVolume(card, r) {
     card.image = image;
     card.canvas.width = image.naturalWidth;
     card.canvas.height = image.naturalHeight;
-    card.layer = await maskLayer("data:image/png;base64," + s.mask_png, image.naturalWidth, image.naturalHeight);
+    card.layer = await maskLayer("data:image/png;base64," + s.labels_png, image.naturalWidth, image.naturalHeight);
+    card.outline = card.truthSlices && card.truthSlices[k]
+      ? await outlineLayer("data:image/png;base64," + card.truthSlices[k], image.naturalWidth, image.naturalHeight)
+      : null;
     draw(card);
     card.node.querySelector(".slice-label").textContent = "slice " + (k + 1) + " / " + card.slices.length;
     const area = s.pixels * (r.area.voxel_size_mm ? r.area.voxel_size_mm[0] * r.area.voxel_size_mm[1] : 0);
@@ -241,6 +348,7 @@ async function showVolume(card, r) {
       (r.area.voxel_size_mm ? " · " + fmt(area, 1) + " mm²" : "");
   };
   slider.oninput = show;
+  card.showSlice = show;
   await show();
 }
 
@@ -294,23 +402,71 @@ async function scoreCard(card) {
   form.append("ground_truth", truth, truth.name);
   const dl = card.scoresAt;
   dl.querySelectorAll(".score").forEach((n) => n.remove());
-  const response = await fetch(API + "/score", { method: "POST", body: form, headers: authHeaders() });
+  const response = await fetch(API + "/score?labels=true", { method: "POST", body: form, headers: authHeaders() });
   if (!response.ok) {
     const box = card.node.querySelector(".card-error");
     box.textContent = "Scoring against " + truth.name + " failed: " + (await apiError(response));
     box.hidden = false;
     return;
   }
-  const { scores } = await response.json();
-  for (const [key, label] of [["dice", "Dice"], ["jaccard", "Jaccard"], ["accuracy", "accuracy"]]) {
+  const body = await response.json();
+  const scores = body.scores;
+  const unit = body.surface_units === "mm" ? " mm" : " px";
+  const rows = [["dice", "Dice", 4, ""], ["jaccard", "IoU (Jaccard)", 4, ""], ["accuracy", "accuracy", 4, ""],
+    ["hd95", "HD95", 2, unit], ["assd", "ASSD", 2, unit], ["nsd", "NSD", 4, ""]];
+  for (const [key, label, digits, suffix] of rows) {
+    if (!(key in scores)) continue;
     const dt = document.createElement("dt");
     dt.textContent = label;
     dt.className = "score";
     const dd = document.createElement("dd");
-    dd.textContent = fmt(scores[key], 4);
+    dd.textContent = scores[key] === null ? "n/a" : fmt(scores[key], digits) + suffix;
     dd.className = "score score-" + key;
     dl.append(dt, dd);
   }
+  showClassScores(card, body, unit);
+  if (body.ground_truth_png) {
+    card.outline = await outlineLayer("data:image/png;base64," + body.ground_truth_png,
+      card.canvas.width, card.canvas.height);
+    draw(card);
+  } else if (body.ground_truth_slices) {
+    card.truthSlices = body.ground_truth_slices;
+    if (card.showSlice) await card.showSlice();
+  }
+  card.node.dataset.scored = "true";
+}
+
+function showClassScores(card, body, unit) {
+  // one row per foreground class: its colours, name, Dice, IoU, HD95, ASSD, NSD
+  const box = card.node.querySelector(".class-scores");
+  box.replaceChildren();
+  const head = document.createElement("tr");
+  for (const h of ["class", "Dice", "IoU", "HD95" + unit, "ASSD" + unit, "NSD"]) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    head.append(th);
+  }
+  box.append(head);
+  const colours = {};
+  for (const c of foreground()) colours[c.index] = c;
+  for (const row of body.per_class) {
+    const tr = document.createElement("tr");
+    tr.className = "class-row";
+    tr.dataset.class = String(row.class);
+    const name = document.createElement("td");
+    const c = colours[row.class];
+    if (c) name.append(swatch(c.colour, false), swatch(c.outline, true));
+    name.append(document.createTextNode(row.name));
+    tr.append(name);
+    for (const [key, digits] of [["dice", 4], ["jaccard", 4], ["hd95", 2], ["assd", 2], ["nsd", 4]]) {
+      const td = document.createElement("td");
+      td.className = "cs-" + key;
+      td.textContent = row[key] === undefined ? "—" : row[key] === null ? "n/a" : fmt(row[key], digits);
+      tr.append(td);
+    }
+    box.append(tr);
+  }
+  box.hidden = body.per_class.length < 2; // binary: the rows above are that class's scores
 }
 
 async function run(files) {
