@@ -14,6 +14,7 @@ from pathlib import Path
 #: continued run a different experiment.
 RESUME_OVERRIDABLE = (
     "train.max_epochs",
+    "train.max_time",
     "train.accelerator",
     "train.devices",
     "train.num_nodes",
