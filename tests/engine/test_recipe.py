@@ -6,12 +6,14 @@ Expected values are worked by hand (the poly rates: ``0.01 · (1 - e/4)^0.9``), 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import re
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from hlfnet.engine.callbacks import EpochSummary, TimeLimit, format_epoch_line
 from hlfnet.engine.config import TrainConfig, load_config
@@ -182,3 +184,23 @@ def test_max_time_stops_at_an_epoch_end_and_the_run_resumes_to_the_uninterrupted
     rest = train(load_run_config(run, ["train.max_time=null"]), run, resume=True)
     assert rest.metrics == reference.metrics  # the momentum buffer and the schedule resumed exactly
     assert [int(_LINE.match(line).group(1)) for line in _epoch_lines(caplog)] == [0, 1, 2]
+
+
+def test_a_run_recorded_before_these_keys_existed_resumes(tmp_path: Path, engine_cache: Path) -> None:
+    """An older run's config.yaml and marker lack optimizer, momentum, schedule and max_time: it trained with
+    today's defaults, so a resume must not call them changed."""
+    run = tmp_path / "old"
+    train(load_config("synthetic", tiny_overrides(engine_cache, train__max_epochs=1)), run)
+    new_keys = ("optimizer", "momentum", "schedule", "max_time")
+    marker = json.loads((run / ".hlfnet-output.json").read_text())
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    for section in (marker["config"]["train"], resolved["train"]):
+        for key in new_keys:
+            del section[key]
+    (run / ".hlfnet-output.json").write_text(json.dumps(marker))
+    (run / "config.yaml").write_text(yaml.safe_dump(resolved))
+    resumed = train(load_run_config(run, ["train.max_epochs=2"]), run, resume=True)
+    assert [r["epoch"] for r in resumed.metrics] == [0, 1]
+    # an edited value is still refused, naming it
+    with pytest.raises(ValueError, match=r"train\.optimizer \('adam' -> 'sgd'\)"):
+        train(load_run_config(run, ["train.optimizer=sgd", "train.max_epochs=3"]), run, resume=True)

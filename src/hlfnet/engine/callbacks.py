@@ -153,7 +153,7 @@ def plot_curves(
     epochs = [int(r["epoch"]) for r in rows]
     figure = Figure(figsize=(10, 4), dpi=100)
     losses, scores = figure.subplots(1, 2)
-    for key, label in (("train_loss", "train Dice loss"), ("val_loss", "validation Dice loss")):
+    for key, label in (("train_loss", "training loss (train.loss)"), ("val_loss", "validation Dice loss")):
         losses.plot(epochs, [r[key] for r in rows], marker="o", markersize=3, label=label)
     losses.set_xlabel("epoch")
     losses.set_ylabel("loss")
@@ -334,7 +334,7 @@ class TimeLimit(Timer):
             log.info(
                 "train.max_time (%s) reached: stopping after epoch %d (%d of %d epochs done); "
                 "hlfnet train --resume continues",
-                timedelta(seconds=round(self.duration.total_seconds())),
+                self.duration,
                 trainer.current_epoch,
                 trainer.current_epoch + 1,
                 trainer.max_epochs,
