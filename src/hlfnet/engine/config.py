@@ -9,7 +9,8 @@ one read from YAML. An unknown key, a value of the wrong type or a value outside
 
 The defaults of :class:`TrainConfig` are the paper's recipe (§3.1): Dice loss (for the paper's binary tasks;
 Dice + cross-entropy for more classes), Adam at 1e-4, batch 6, learning rate × 0.1 every 15 epochs, validation
-every epoch, the checkpoint best on validation Dice kept as the final model. The paper gives no number of epochs; 45 = three learning-rate stages (1e-4, 1e-5, 1e-6), see
+every epoch, the checkpoint best on validation Dice kept as the final model. The paper gives no number of
+epochs; 45 = three learning-rate stages (1e-4, 1e-5, 1e-6), see
 ``docs/training.md``.
 
 Example:
@@ -57,7 +58,7 @@ __all__ = [
 Accelerator = Literal["cpu", "gpu", "cuda", "auto"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed", "64"]
-#: ``train.max_time`` below a million years: what ``datetime.timedelta`` holds with room to spare.
+#: ``train.max_time`` must stay below this (about 1.9 million years; ``datetime.timedelta`` ends at 1.44e12).
 _MAX_MINUTES = 1e12
 
 
