@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def test_bad_key_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_train_then_resume_on_the_command_line(
-    tmp_path: Path, engine_cache: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, engine_cache: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     run = tmp_path / "cli"
     args = ["train", "--config", "synthetic", "--run-dir", str(run), *_sets(tiny_overrides(engine_cache))]
@@ -47,8 +48,16 @@ def test_train_then_resume_on_the_command_line(
     assert main(["train", "--resume", str(run), "--set", "train.lr=1"]) == 2
     assert "cannot change 'train.lr' when resuming" in capsys.readouterr().err
 
-    assert main(["train", "--resume", str(run), "--set", "train.max_epochs=2"]) == 0
+    # a time limit may change on resume; without a progress bar each epoch logs its line
+    caplog.set_level(logging.INFO, logger="hlfnet")
+    caplog.clear()
+    assert (
+        main(["train", "--resume", str(run), "--set", "train.max_epochs=2", "--set", "train.max_time=30"])
+        == 0
+    )
     assert [r["epoch"] for r in read_metrics_csv(run / "metrics.csv")] == [0, 1]
+    lines = [m for m in caplog.messages if m.startswith("epoch ")]
+    assert len(lines) == 1 and lines[0].startswith("epoch 1 (2/2): train_loss="), lines
 
 
 def test_demo_command_writes_a_run_and_prints_where(

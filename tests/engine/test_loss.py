@@ -1,4 +1,4 @@
-"""The loss every experiment trains with (:func:`hlfnet.engine.loss.dice_loss`), pinned by hand-worked values.
+"""The training losses (:mod:`hlfnet.engine.loss`), pinned by hand-worked values.
 
 Per image and channel MONAI's Dice loss is ``1 - (2 Σ p·t + ε) / (Σ p + Σ t + ε)`` with ``ε = 1e-5`` in
 numerator and denominator (``smooth_nr = smooth_dr = 1e-5``); ``p`` is the sigmoid (one channel) or softmax
@@ -143,4 +143,73 @@ def test_dice_ce_is_the_dice_loss_plus_the_cross_entropy():
     torch.testing.assert_close(training_loss("dice_ce", 1)(binary, mask), expected)
     assert isinstance(training_loss("dice", 3), type(dice_loss(3)))
     with pytest.raises(ValueError, match="train.loss must be one of"):
-        training_loss("focal", 1)
+        training_loss("dice_focal", 1)
+
+
+# ---- cross-entropy and focal: -(1 - p_t)^γ ln p_t per pixel (γ = 0: the cross-entropy), from the exact p above
+
+
+def _focal(p_t: float, gamma: float) -> float:
+    return -((1 - p_t) ** gamma) * math.log(p_t)
+
+
+def _binary_p_t() -> list[float]:
+    """p_t of :func:`_binary_pair`'s 8 pixels: p where the mask is 1, 1 - p where it is 0.
+
+    image 1: p = (3/4, 3/4, 1/4, 1/4), mask (1, 0, 0, 0) -> p_t = (3/4, 1/4, 3/4, 3/4); image 2: p = 3/4,
+    mask 1 -> p_t = 3/4 four times.
+    """
+    return [0.75, 0.25, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75]
+
+
+def _three_class_p_t() -> list[float]:
+    """p_t of :func:`_three_class_pair`'s 4 pixels: the softmax probability of each pixel's label: 1/2 each."""
+    return [0.5, 0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize(("name", "gamma"), [("ce", 0.0), ("focal", 2.0)])
+def test_cross_entropy_and_focal_are_the_per_pixel_means_worked_by_hand(name: str, gamma: float) -> None:
+    from hlfnet.engine.loss import training_loss
+
+    rel = 1e-12 if name == "ce" else 1e-6  # MONAI's FocalLoss computes in float32
+    logits, mask, _ = _binary_pair()
+    expected = sum(_focal(p, gamma) for p in _binary_p_t()) / 8  # ce: (7 ln 4/3 + ln 4) / 8 = 0.4250...
+    assert float(training_loss(name, 1)(logits, mask)) == pytest.approx(expected, rel=rel, abs=0)
+    logits, labels = _three_class_pair()
+    expected = sum(_focal(p, gamma) for p in _three_class_p_t()) / 4  # ce: ln 2; focal: ln 2 / 4
+    assert float(training_loss(name, 3)(logits, labels)) == pytest.approx(expected, rel=rel, abs=0)
+
+
+def test_focal_scales_each_pixels_cross_entropy_by_one_minus_p_t_squared() -> None:
+    """γ = 2: the cross-entropy ln(4/3) of the seven p_t = 3/4 pixels × 1/16, ln 4 of the p_t = 1/4 one × 9/16."""
+    from hlfnet.engine.loss import training_loss
+
+    logits, mask, _ = _binary_pair()
+    by_hand = (7 * math.log(4 / 3) / 16 + 9 * math.log(4) / 16) / 8
+    assert float(training_loss("focal", 1)(logits, mask)) == pytest.approx(by_hand, rel=1e-6, abs=0)
+
+
+def test_auto_is_dice_for_one_channel_and_dice_ce_for_more() -> None:
+    from monai.losses import DiceCELoss, DiceLoss
+
+    from hlfnet.engine.loss import default_loss, training_loss
+
+    assert (default_loss(1), default_loss(2), default_loss(5)) == ("dice", "dice_ce", "dice_ce")
+    assert type(training_loss("auto", 1)) is DiceLoss and type(training_loss("auto", 3)) is DiceCELoss
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+@pytest.mark.parametrize("name", ["ce", "focal"])
+def test_training_step_takes_the_integer_masks_the_data_gives(name: str) -> None:
+    """Binary masks arrive as int64 (B, 1, H, W) and become float for the sigmoid; class maps stay indices."""
+    gamma = 0.0 if name == "ce" else 2.0
+    logits, mask, _ = _binary_pair()
+    module = SegmentationModule(_FixedLogits(logits.float()), loss=name)
+    loss = module.training_step({"image": torch.zeros(2, 4, 2, 2), "mask": mask.long()}, 0)
+    assert float(loss.detach()) == pytest.approx(sum(_focal(p, gamma) for p in _binary_p_t()) / 8, abs=1e-6)
+    logits, labels = _three_class_pair()
+    module = SegmentationModule(_FixedLogits(logits.float()), loss=name)
+    loss = module.training_step({"image": torch.zeros(2, 4, 1, 2), "mask": labels}, 0)
+    assert float(loss.detach()) == pytest.approx(
+        sum(_focal(p, gamma) for p in _three_class_p_t()) / 4, abs=1e-6
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from hlfnet.cli import main
 from hlfnet.engine import load_config
+from hlfnet.engine.loss import default_loss
 from hlfnet.engine.reproduce import (
     CONTROL_NETWORKS,
     TABLE1_NETWORKS,
@@ -27,9 +28,12 @@ PAPER_RECIPE = {
     "data.flips": True,
     "data.rot90": 0.0,
     "data.intensity_jitter": 0.0,
+    "train.loss": "dice",
+    "train.optimizer": "adam",
     "train.lr": 1e-4,
     "train.weight_decay": 0.0,
     "train.batch_size": 6,
+    "train.schedule": "step",
     "train.lr_step_epochs": 15,
     "train.lr_gamma": 0.1,
     "train.max_epochs": 45,
@@ -66,9 +70,13 @@ def _recipe(config) -> dict[str, object]:
         "data.flips": d.augment and d.hflip > 0 and d.vflip > 0,
         "data.rot90": d.rot90,
         "data.intensity_jitter": d.intensity_jitter,
+        # auto: the loss train() resolves for the network's output channels (config.yaml records it)
+        "train.loss": default_loss(config.model_kwargs()["out_channels"]) if t.loss == "auto" else t.loss,
+        "train.optimizer": t.optimizer,
         "train.lr": t.lr,
         "train.weight_decay": t.weight_decay,
         "train.batch_size": t.batch_size,
+        "train.schedule": t.schedule,
         "train.lr_step_epochs": t.lr_step_epochs,
         "train.lr_gamma": t.lr_gamma,
         "train.max_epochs": t.max_epochs,

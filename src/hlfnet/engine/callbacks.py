@@ -6,6 +6,8 @@
   checkpoint are dropped, then recomputed).
 * :class:`RandomStateCallback` keeps the Python, NumPy and torch random states in the checkpoint, which
   Lightning does not, so that augmentation after a resume draws what it would have drawn.
+* :class:`EpochSummary` logs one line per epoch (loss, scores, rate, time) for runs without a progress bar.
+* :class:`TimeLimit` stops training at the end of the first epoch past ``train.max_time`` in this start.
 * :class:`AtomicCheckpointIO` writes checkpoints to a temporary file, fsyncs it and renames it over the target.
   Lightning's own writer goes through an fsspec transaction (temporary file + move), which survives a killed
   process but is not fsynced; ours also survives a power cut.
@@ -19,13 +21,16 @@ import logging
 import math
 import os
 import random
+import time
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from hlfnet.atomic import atomic_write_bytes
@@ -35,8 +40,10 @@ from hlfnet.models.io import save_model
 
 __all__ = [
     "AtomicCheckpointIO",
+    "EpochSummary",
     "RandomStateCallback",
     "RunRecorder",
+    "TimeLimit",
     "plot_curves",
     "write_metrics_csv",
 ]
@@ -129,7 +136,7 @@ def plot_curves(
     epochs = [int(r["epoch"]) for r in rows]
     figure = Figure(figsize=(10, 4), dpi=100)
     losses, scores = figure.subplots(1, 2)
-    for key, label in (("train_loss", "train Dice loss"), ("val_loss", "validation Dice loss")):
+    for key, label in (("train_loss", "training loss (train.loss)"), ("val_loss", "validation Dice loss")):
         losses.plot(epochs, [r[key] for r in rows], marker="o", markersize=3, label=label)
     losses.set_xlabel("epoch")
     losses.set_ylabel("loss")
@@ -238,6 +245,83 @@ class RunRecorder(L.Callback):
             plot_curves(self.history, self.run_dir / "curves.png", self.title, self.run_dir)
         except Exception as error:  # a plot must never stop a training
             log.warning("could not draw %s: %s", self.run_dir / "curves.png", error)
+
+
+class EpochSummary(L.Callback):
+    """Log one line per epoch, for runs without a progress bar (``train.progress_bar: false``)::
+
+        epoch 3 (4/45): train_loss=0.4123 val_loss=0.3800 val_dice=0.7012 lr=1.000e-04 time=12.3s
+
+    ``epoch`` counts from 0 as in ``metrics.csv``, ``(n/N)`` is epochs done of ``train.max_epochs``;
+    ``train_loss`` is the training loss (``train.loss``), ``val_loss`` the Dice loss on the validation set;
+    ``time`` is the epoch's wall time, validation included. Logged by the global rank 0 at INFO.
+    """
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        row = getattr(pl_module, "epoch_row", None)
+        if not trainer.is_global_zero or row is None or int(row["epoch"]) != trainer.current_epoch:
+            return
+        log.info("%s", format_epoch_line(row, trainer.max_epochs, time.perf_counter() - self._start))
+
+
+def format_epoch_line(row: dict[str, float], max_epochs: int | None, seconds: float) -> str:
+    """The :class:`EpochSummary` line of one ``metrics.csv`` row."""
+    epoch = int(row["epoch"])
+    of = f"{epoch + 1}/{max_epochs}" if max_epochs and max_epochs > 0 else f"{epoch + 1}"
+    return (
+        f"epoch {epoch} ({of}): train_loss={row['train_loss']:.4f} val_loss={row['val_loss']:.4f} "
+        f"val_dice={row['val_dice']:.4f} lr={row['lr']:.3e} time={seconds:.1f}s"
+    )
+
+
+class TimeLimit(Timer):
+    """Lightning's :class:`~lightning.pytorch.callbacks.Timer` checked at the end of each epoch, counting the
+    training time of this start only.
+
+    An epoch is never cut short, so ``last.ckpt`` always ends an epoch and a resumed run equals an
+    uninterrupted one; a run may overrun ``duration`` by up to one epoch. Lightning's Timer keeps the elapsed
+    time in the checkpoint, so a resumed run would stop again at once; this one keeps nothing, and each
+    ``hlfnet train --resume`` gets the whole ``duration`` again (a job's time limit on a cluster).
+
+    Args:
+        duration: the time limit.
+    """
+
+    def __init__(self, duration: timedelta) -> None:
+        super().__init__(duration=duration, interval="epoch", verbose=False)
+        self.duration = duration
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+    def on_train_epoch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        super().on_train_epoch_end(trainer, *args, **kwargs)
+        remaining = self.time_remaining()
+        more = trainer.current_epoch + 1 < (trainer.max_epochs or 0)
+        if (
+            trainer.is_global_zero
+            and trainer.should_stop
+            and more
+            and remaining is not None
+            and remaining <= 0
+        ):
+            log.info(
+                "train.max_time (%s) reached: stopping after epoch %d (%d of %d epochs done); "
+                "hlfnet train --resume continues",
+                self.duration,
+                trainer.current_epoch,
+                trainer.current_epoch + 1,
+                trainer.max_epochs,
+            )
 
 
 def _plain_data(data: DataConfig) -> dict[str, Any]:

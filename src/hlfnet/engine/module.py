@@ -1,8 +1,9 @@
 """The training agent: a LightningModule around any registered network, and the data module that feeds it.
 
 The network stays a plain ``nn.Module`` (PyMIC's separation of agent and network); this module adds the loss
-(:func:`hlfnet.engine.loss.dice_loss`, MONAI ``DiceLoss``), the optimiser (Adam), the schedule (StepLR) and validation with the ISIC per-image
-metrics of :func:`hlfnet.evaluation.metrics.scores_from_logits`, averaged over the whole validation set.
+(:func:`hlfnet.engine.loss.training_loss`; the paper's: MONAI ``DiceLoss``), the optimiser and the schedule
+(:mod:`hlfnet.engine.optim`; the paper's: Adam and StepLR) and validation with the ISIC per-image metrics of
+:func:`hlfnet.evaluation.metrics.scores_from_logits`, averaged over the whole validation set.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hlfnet.data import DataConfig, build_dataset
 from hlfnet.engine.loss import dice_loss, training_loss
+from hlfnet.engine.optim import build_optimizer, build_schedule
 from hlfnet.evaluation.metrics import scores_from_logits
 
 __all__ = ["SegmentationModule", "SegmentationDataModule", "EpochSampler", "EPOCH_COLUMNS"]
@@ -33,16 +35,20 @@ class SegmentationModule(L.LightningModule):
 
     Args:
         model: a network returning logits ``(B, K, H, W)`` (built by :func:`hlfnet.create_model`).
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        lr_step_epochs: StepLR step size in epochs.
-        lr_gamma: StepLR factor.
+        lr: initial learning rate.
+        weight_decay: the optimiser's weight decay.
+        lr_step_epochs: StepLR step size in epochs (``schedule="step"``).
+        lr_gamma: StepLR factor (``schedule="step"``).
         channels_last: hold weights and batches in channels-last memory format (``channels_last_3d`` for 3D).
         window: ``None`` validates with one forward pass per image (the resize plan); a patch size validates
             whole cases by sliding windows of that size (MONAI ``sliding_window_inference``, Gaussian
             weighting, overlap 0.5), as prediction does.
-        loss: the training loss, ``"dice"`` (the paper's) or ``"dice_ce"`` (:func:`hlfnet.engine.loss.training_loss`);
-            validation reports the Dice loss either way.
+        loss: the training loss, ``"dice"`` (the paper's), ``"dice_ce"``, ``"ce"``, ``"focal"`` or ``"auto"``
+            (:func:`hlfnet.engine.loss.training_loss`); validation reports the Dice loss whatever it is.
+        optimizer: ``"adam"`` (the paper's), ``"adamw"`` or ``"sgd"`` (:func:`hlfnet.engine.optim.build_optimizer`).
+        momentum: SGD's Nesterov momentum.
+        schedule: ``"step"`` (the paper's), ``"poly"`` or ``"constant"`` (:func:`hlfnet.engine.optim.build_schedule`).
+        max_epochs: the run's length, which the poly schedule decays over.
 
     After each validation epoch :attr:`epoch_row` holds that epoch's row of ``metrics.csv``
     (see :data:`EPOCH_COLUMNS`), computed over all processes.
@@ -58,6 +64,10 @@ class SegmentationModule(L.LightningModule):
         channels_last: bool = False,
         window: tuple[int, ...] | None = None,
         loss: str = "dice",
+        optimizer: str = "adam",
+        momentum: float = 0.99,
+        schedule: str = "step",
+        max_epochs: int = 45,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -166,12 +176,15 @@ class SegmentationModule(L.LightningModule):
         self.log("lr", row["lr"], sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        h = self.hparams
+        optimizer = build_optimizer(
+            h.optimizer, self.model.parameters(), lr=h.lr, weight_decay=h.weight_decay, momentum=h.momentum
         )
-        scheduler = torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=self.hparams.lr_step_epochs, gamma=self.hparams.lr_gamma
+        scheduler = build_schedule(
+            h.schedule, optimizer, max_epochs=h.max_epochs, step_epochs=h.lr_step_epochs, gamma=h.lr_gamma
         )
+        if scheduler is None:
+            return {"optimizer": optimizer}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 

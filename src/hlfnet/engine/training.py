@@ -51,15 +51,19 @@ from hlfnet.atomic import (
 from hlfnet.data import read_split, resolve_split, write_split
 from hlfnet.engine.callbacks import (
     AtomicCheckpointIO,
+    EpochSummary,
     RandomStateCallback,
     RunRecorder,
+    TimeLimit,
     global_rank_from_env,
 )
+from hlfnet.engine.loss import default_loss
 from hlfnet.engine.module import SegmentationDataModule, SegmentationModule
 from hlfnet.errors import OutputRefused, Terminated, UserError
 from hlfnet.experiment.config import (
     RESUME_OVERRIDABLE,
     ExperimentConfig,
+    TrainConfig,
     config_to_dict,
     load_config,
     save_config,
@@ -277,6 +281,10 @@ def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
         )
         return
     before, now = _flatten(recorded), _flatten(json.loads(json.dumps(config_to_dict(config), default=str)))
+    # A train key added after the run started (train.optimizer, train.schedule, ...) reads as its default,
+    # which is what the older hlfnet trained with.
+    for f in dataclasses.fields(TrainConfig):
+        before.setdefault(f"train.{f.name}", f.default)
     missing = object()
     changed = [
         key
@@ -459,6 +467,12 @@ def build_trainer(
     """
     t = config.train
     recorder = RunRecorder(run_dir, config.data, title=config.name)
+    own: list[L.Callback] = [recorder, RandomStateCallback()]
+    if not t.progress_bar:
+        own.append(EpochSummary())
+    limit = t.time_limit()
+    if limit is not None:
+        own.append(TimeLimit(limit))
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -490,7 +504,7 @@ def build_trainer(
         precision=t.precision,
         deterministic=t.deterministic,
         logger=_loggers(run_dir) if logger else False,
-        callbacks=[recorder, RandomStateCallback(), checkpoint, last, *(callbacks or [])],
+        callbacks=[*own, checkpoint, last, *(callbacks or [])],
         plugins=[AtomicCheckpointIO(run_dir)],
         check_val_every_n_epoch=1,
         num_sanity_val_steps=0,
@@ -537,6 +551,9 @@ def train(
         config, plan = plan_experiment(config)
     elif config.train.batch_size == "auto":
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=6))
+    if config.train.loss == "auto":  # the run's config.yaml names the loss it trains with
+        loss = default_loss(config.model_kwargs()["out_channels"])
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, loss=loss))
     preflight(config)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     accelerator = resolve_accelerator(
@@ -580,6 +597,10 @@ def train(
         channels_last=config.train.channels_last,
         window=config.data.patch_size if config.data.is_patch_plan else None,
         loss=config.train.loss,
+        optimizer=config.train.optimizer,
+        momentum=config.train.momentum,
+        schedule=config.train.schedule,
+        max_epochs=config.train.max_epochs,
     )
     # One command per run folder: a second train, resume or overwrite of it is refused before changing it.
     with folder_lock(run_dir) if is_launcher else contextlib.nullcontext():

@@ -7,9 +7,10 @@ one read from YAML. An unknown key, a value of the wrong type or a value outside
 :func:`load_config` reads a file with :func:`hlfnet.schema.read_yaml` (``extends:`` bases merged) and applies
 ``key.sub=value`` overrides (``hlfnet train --set train.max_epochs=3``) before validation.
 
-The defaults of :class:`TrainConfig` are the paper's recipe (§3.1): Dice loss, Adam at 1e-4, batch 6, learning
-rate × 0.1 every 15 epochs, validation every epoch, the checkpoint best on validation Dice kept as the final
-model. The paper gives no number of epochs; 45 = three learning-rate stages (1e-4, 1e-5, 1e-6), see
+The defaults of :class:`TrainConfig` are the paper's recipe (§3.1): Dice loss (for the paper's binary tasks;
+Dice + cross-entropy for more classes), Adam at 1e-4, batch 6, learning rate × 0.1 every 15 epochs, validation
+every epoch, the checkpoint best on validation Dice kept as the final model. The paper gives no number of
+epochs; 45 = three learning-rate stages (1e-4, 1e-5, 1e-6), see
 ``docs/training.md``.
 
 Example:
@@ -20,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import math
 import typing
@@ -56,11 +58,14 @@ __all__ = [
 Accelerator = Literal["cpu", "gpu", "cuda", "auto"]
 Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"]
 Precision = Literal["32", "32-true", "16-mixed", "bf16-mixed", "64"]
+#: ``train.max_time`` must stay below this (about 1.9 million years; ``datetime.timedelta`` ends at 1.44e12).
+_MAX_MINUTES = 1e12
 
 #: Keys that may change when a run is resumed (more epochs, other hardware); anything else would make the
 #: continued run a different experiment (``hlfnet train --resume --set``).
 RESUME_OVERRIDABLE = (
     "train.max_epochs",
+    "train.max_time",
     "train.accelerator",
     "train.devices",
     "train.num_nodes",
@@ -112,11 +117,22 @@ class TrainConfig:
         max_epochs: epochs to train (45: three learning-rate stages of 15 epochs).
         batch_size: images (or patches) per optimiser step **per process** (the paper: 6, one GPU); ``auto`` =
             the plan's fitted batch for ``data.preprocessing: patch``, 6 otherwise.
-        loss: ``dice`` (the paper's Dice loss) or ``dice_ce`` (Dice + cross-entropy, nnU-Net's default).
-        lr: Adam learning rate (the paper: 1e-4).
-        weight_decay: Adam weight decay (the paper: none).
-        lr_step_epochs: multiply the learning rate by ``lr_gamma`` every this many epochs (the paper: 15).
-        lr_gamma: the factor (the paper: 0.1).
+        loss: ``auto`` (default: ``dice`` for one output channel, ``dice_ce`` for ``K > 2`` classes; the
+            resolved run config names the one used), ``dice`` (the paper's Dice loss), ``dice_ce`` (Dice +
+            cross-entropy, nnU-Net's), ``ce`` (cross-entropy), ``focal`` (focal loss, γ = 2); see
+            :mod:`hlfnet.engine.loss`.
+        optimizer: ``adam`` (the paper's), ``adamw``, ``sgd`` (Nesterov momentum ``momentum``, as nnU-Net).
+        momentum: SGD's momentum (nnU-Net: 0.99); 0 = plain SGD. Only ``sgd`` uses it.
+        lr: initial learning rate (the paper: 1e-4 with Adam; nnU-Net's SGD: 1e-2).
+        weight_decay: the optimiser's weight decay (the paper: none); decoupled for ``adamw``.
+        schedule: ``step`` (the paper's: × ``lr_gamma`` every ``lr_step_epochs`` epochs), ``poly``
+            (nnU-Net's: ``lr · (1 − epoch / max_epochs)^0.9``) or ``constant``; stepped once per epoch.
+        lr_step_epochs: ``step``: multiply the learning rate by ``lr_gamma`` every this many epochs (the paper: 15).
+        lr_gamma: ``step``: the factor (the paper: 0.1).
+        max_time: stop at the end of the first epoch that ends after this much training time in this start of
+            the run (``train`` or ``--resume``): minutes (``90``, ``0.5``) or ``"DD:HH:MM:SS"`` (Lightning's
+            format, quoted in YAML). ``None``: no limit. The last checkpoint is written, so ``--resume``
+            continues; an epoch is never cut short.
         num_workers: data-loading worker processes per training process.
         limit_train_batches: use only this many training batches per epoch (``None``: all).
         limit_val_batches: use only this many validation batches (``None``: all).
@@ -139,11 +155,15 @@ class TrainConfig:
 
     max_epochs: int = 45
     batch_size: int | Literal["auto"] = 6
-    loss: Literal["dice", "dice_ce"] = "dice"
+    loss: Literal["auto", "dice", "dice_ce", "ce", "focal"] = "auto"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = 0.99
     lr: float = 1e-4
     weight_decay: float = 0.0
+    schedule: Literal["step", "poly", "constant"] = "step"
     lr_step_epochs: int = 15
     lr_gamma: float = 0.1
+    max_time: float | str | None = None
     num_workers: int = 0
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
@@ -176,7 +196,7 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be at least 1 or null, got {value}")
         if self.num_workers < 0:
             raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
-        for name in ("lr", "weight_decay", "lr_gamma"):
+        for name in ("lr", "weight_decay", "lr_gamma", "momentum"):
             if not math.isfinite(getattr(self, name)):
                 raise NonFiniteError(f"train.{name} must be a finite number, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -185,10 +205,39 @@ class TrainConfig:
             raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 < self.lr_gamma <= 1:
             raise ValueError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"train.momentum must be in [0, 1), got {self.momentum}")
+        self.time_limit()  # refuses a malformed train.max_time now, not when the trainer starts
         if self.precision == "16-mixed" and self.accelerator == "cpu":  # "auto" is checked once resolved
             raise ValueError(
                 "train.precision '16-mixed' needs a GPU (train.accelerator is 'cpu'); use 'bf16-mixed' on CPU"
             )
+
+    def time_limit(self) -> datetime.timedelta | None:
+        """``max_time`` as a duration (``None``: no limit).
+
+        Raises:
+            ValueError: not a positive number of minutes nor ``"DD:HH:MM:SS"``; names the key.
+        """
+        value = self.max_time
+        if value is None:
+            return None
+        if isinstance(value, float):
+            minutes = value
+        else:
+            parts = value.strip().split(":")
+            if len(parts) != 4 or not all(p.isdigit() for p in parts):
+                raise ValueError(
+                    f"config key 'train.max_time' must be minutes (90) or 'DD:HH:MM:SS' ('00:02:00:00'), got {value!r}"
+                )
+            days, hours, mins, seconds = (int(p) for p in parts)
+            minutes = days * 1440 + hours * 60 + mins + seconds / 60
+        if not (math.isfinite(minutes) and 0 < minutes < _MAX_MINUTES):
+            raise ValueError(
+                f"config key 'train.max_time' must be a positive duration below {_MAX_MINUTES:.0f} minutes, "
+                f"got {value!r}"
+            )
+        return datetime.timedelta(minutes=minutes)
 
 
 @dataclass
