@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hlfnet.engine.config import TrainConfig, load_config
 
 from hlfnet.engine.callbacks import EpochSummary, TimeLimit, format_epoch_line
 from hlfnet.engine.module import SegmentationModule
 from hlfnet.engine.training import build_trainer, load_run_config, train
+from hlfnet.experiment.config import TrainConfig, load_config
 from hlfnet.models import create_model
 from tests.engine.conftest import tiny_overrides
 

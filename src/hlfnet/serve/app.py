@@ -34,9 +34,10 @@ from hlfnet.serve.batcher import MicroBatcher, QueueFull
 from hlfnet.serve.budget import MemoryBudget
 from hlfnet.serve.config import ServeConfig
 from hlfnet.serve.docs import docs_csp, find_swagger_ui, missing_docs_html
+from hlfnet.serve.encoding import b64, png_bytes
 from hlfnet.serve.redact import public_text
 from hlfnet.serve.scoring import score_uploads, truth_pictures
-from hlfnet.serve.service import ImageJob, ModelService, b64, display_image, load_predictor, png_bytes
+from hlfnet.serve.service import ImageJob, ModelService, display_image, load_predictor
 from hlfnet.serve.uploads import ApiError, Upload, check_image, decoded_bytes, read_multipart
 
 __all__ = ["create_app", "ServeState", "API_PREFIX"]

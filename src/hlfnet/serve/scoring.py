@@ -140,7 +140,7 @@ def score_uploads(
 def truth_pictures(truth: Upload, labels: np.ndarray) -> dict[str, Any]:
     """The ground truth as class-index PNGs for the page's outlines: ``ground_truth_png`` for an image,
     ``ground_truth_slices`` (the axial slices, as the page shows the volume) for a volume."""
-    from hlfnet.serve.service import b64, png_bytes
+    from hlfnet.serve.encoding import b64, png_bytes
 
     if truth.kind == "image":
         return {"ground_truth_png": b64(png_bytes(labels.astype(np.uint8)))}

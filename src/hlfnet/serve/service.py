@@ -3,8 +3,6 @@ single inference thread, and the encoding of its results (PNG / NIfTI bytes, are
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from hlfnet.serve.config import ServeConfig
+from hlfnet.serve.encoding import b64, png_bytes
 
-__all__ = ["ImageJob", "ImageResult", "ModelService", "load_predictor", "png_bytes", "default_model"]
+__all__ = ["ImageJob", "ImageResult", "ModelService", "load_predictor", "default_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,19 +81,6 @@ def _scoring_rule(predictor: Any) -> Any:
         for k in range(count)
     )
     return ScoringRule(count, values, classes)
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    """An 8-bit grey or RGB array as PNG bytes (for display; masks go through ``write_mask_png``)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def display_image(array: np.ndarray) -> np.ndarray:
