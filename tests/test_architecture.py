@@ -1,7 +1,8 @@
 """The package layering that docs/architecture.md draws, checked on the source: no import circles between
 modules, and no module importing from a layer above its own.
 
-Every ``import`` counts, including the ones inside functions (a lazy import is still a dependency). Importing
+Every ``import`` counts, including the ones inside functions (a lazy import is still a dependency), except those
+under ``if TYPE_CHECKING:``, which never run (annotations only). Importing
 ``a.b.c`` is an edge to the module ``a.b.c``, ``from a.b import c`` to ``a.b`` and, where ``c`` is a module,
 to ``a.b.c``; parent packages are not edges (their ``__init__`` re-exports are the public API, not a layer).
 """
@@ -47,12 +48,25 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def executed_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except the bodies of ``if TYPE_CHECKING:`` blocks."""
+    found, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def import_graph() -> dict[str, set[str]]:
     known = modules()
     graph: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in executed_nodes(ast.parse(path.read_text(), str(path))):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -116,6 +130,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_checker_finds_a_circle_and_an_upward_import() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    typed = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import x\nelse:\n    import y\nimport z"
+    )
+    imported = {a.name for n in executed_nodes(typed) if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"y", "z"}
     assert cycles({"a": {"b"}, "b": set()}) == []
     assert layer_of("hlfnet.data.cli") == layer_of("hlfnet.cli") == len(LAYERS) - 1
     assert layer_of("hlfnet.pretrained.publish") > layer_of("hlfnet.experiment.run_folder")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hlfnet.evaluation.predictor import inference
+import hlfnet.evaluation.predictor.inference as inference
 from hlfnet.evaluation.predictor.images import Prediction, image_predictions
 from hlfnet.evaluation.predictor.loading import LoadedNetwork, load_network, network_of_run, resolve_device
 from hlfnet.evaluation.predictor.preprocessing import PreparedImage, prepare_image
