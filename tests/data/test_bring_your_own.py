@@ -122,7 +122,6 @@ def test_class_names_are_checked_and_default_to_class_k() -> None:
         ({"labels": {"background": 0, "whole tumour": [1, 2, 3]}}, "region-based labels ['whole tumour']"),
         ({"labels": {"background": 0, "a": 1, "ignore": 2}}, "'ignore' label"),
         ({"file_ending": ".mha"}, "file_ending '.mha' is not read by hlfnet"),
-        ({"channel_names": {"0": "T1", "1": "T2"}}, "2 channels ['T1', 'T2']"),
     ],
 )
 def test_nnunet_manifest_problems_are_one_line_naming_dataset_json(tmp_path: Path, change, message) -> None:

@@ -30,7 +30,9 @@ def _entries(tmp_path):
 def test_second_build_reads_the_cache_without_decoding(tmp_path, monkeypatch):
     first = build_dataset(_cfg(tmp_path), "train", augment=False)
     assert len(_entries(tmp_path)) == 1
-    monkeypatch.setattr(cache_mod, "read_image", lambda *a: pytest.fail("decoded an image on a cache hit"))
+    monkeypatch.setattr(
+        cache_mod, "read_image_channels", lambda *a: pytest.fail("decoded an image on a cache hit")
+    )
     second = build_dataset(_cfg(tmp_path), "train", augment=False)
     assert isinstance(second.store.images, np.memmap)
     for i in range(len(first)):

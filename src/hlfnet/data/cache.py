@@ -29,7 +29,7 @@ import numpy as np
 from hlfnet.atomic import check_target, temporary_prefix
 from hlfnet.data.channels import resolve_in_channels, uniform_channels
 from hlfnet.data.config import DataConfig
-from hlfnet.data.io import load_label_volume, load_volume, npy_header, read_image, read_mask
+from hlfnet.data.io import load_label_volume, load_volume_channels, npy_header, read_image_channels, read_mask
 from hlfnet.data.layouts import Pair
 from hlfnet.data.preprocess import (
     labels_to_slices,
@@ -90,18 +90,22 @@ def cache_key(cfg: DataConfig, split: str, pairs: list[Pair], in_channels: int) 
         "label_values": list(cfg.label_values) if cfg.label_values else None,
         "ct_window": list(cfg.ct_window) if cfg.ct_window else None,
         "skip_bad": cfg.skip_bad,
-        "sources": [[p.id, *_stat(p.image), *_stat(p.mask)] for p in pairs],
+        "sources": [[p.id, *[v for f in p.files for v in _stat(f)], *_stat(p.mask)] for p in pairs],
     }
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _eight_bit(pair: Pair) -> bool:
-    if pair.image.suffix.lower() == ".npy":
-        return npy_header(pair.image)[1] in (np.uint8, np.bool_)
+    return all(_eight_bit_file(f) for f in pair.files)
+
+
+def _eight_bit_file(path: Path) -> bool:
+    if path.suffix.lower() == ".npy":
+        return npy_header(path)[1] in (np.uint8, np.bool_)
     from PIL import Image
 
     try:
-        with Image.open(pair.image) as img:
+        with Image.open(path) as img:
             return img.mode in _EIGHT_BIT_MODES
     except OSError:
         return True  # the decode step reports the file
@@ -110,7 +114,7 @@ def _eight_bit(pair: Pair) -> bool:
 def _decode_pair(
     pair: Pair, cfg: DataConfig, in_channels: int, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
-    image = read_image(pair.image)
+    image = read_image_channels(pair.files)
     mask = read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values)
     if mask.shape != image.shape[:2]:
         raise ValueError(
@@ -163,7 +167,7 @@ def _build(
     for n, (pair, count) in enumerate(zip(pairs, counts, strict=True)):
         try:
             if cfg.is_volume:
-                data, meta = load_volume(pair.image)
+                data, meta = load_volume_channels(pair.files)
                 labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes, cfg.label_values)
                 slices = volume_to_slices(data, cfg, meta.affine).numpy()
                 if slices.shape[1] != in_channels:

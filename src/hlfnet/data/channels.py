@@ -57,19 +57,26 @@ def _first_source_channels(cfg: DataConfig) -> int | None:
 
 
 def native_channels(cfg: DataConfig, pair: Pair) -> int:
-    """Channels of a source as read (1 grey, 3 colour, C for ``.npy``/4-D NIfTI), reading only headers."""
+    """Channels of a source as read (1 grey, 3 colour, C for ``.npy``/4-D NIfTI), reading only headers.
+
+    A case stored one file per channel (nnU-Net) has the channels of its files together.
+    """
+    return sum(_file_channels(cfg, path) for path in pair.files)
+
+
+def _file_channels(cfg: DataConfig, path: Path) -> int:
     if cfg.is_volume:
         import nibabel as nib
 
         try:
-            shape = nib.load(str(pair.image)).shape
+            shape = nib.load(str(path)).shape
         except Exception as error:  # nibabel raises many types for broken files
-            raise ValueError(f"{pair.image}: unreadable NIfTI ({type(error).__name__}: {error})") from None
+            raise ValueError(f"{path}: unreadable NIfTI ({type(error).__name__}: {error})") from None
         return int(shape[3]) if len(shape) == 4 else 1
-    if pair.image.suffix.lower() == ".npy":
-        shape, _ = npy_header(pair.image)
+    if path.suffix.lower() == ".npy":
+        shape, _ = npy_header(path)
         return int(shape[2]) if len(shape) == 3 else 1
-    with pil_header(pair.image) as img:
+    with pil_header(path) as img:
         return 1 if img.mode in ("1", "L", "LA", "F") or img.mode.startswith("I") else 3
 
 

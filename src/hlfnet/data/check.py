@@ -20,8 +20,9 @@ from hlfnet.data.io import (
     labels_to_classes,
     load_label_volume,
     load_volume,
+    load_volume_channels,
     raw_mask,
-    read_image,
+    read_image_channels,
     unmapped_values,
 )
 from hlfnet.data.layouts import detect_format, discover
@@ -166,7 +167,7 @@ def check_dataset(
     for n, pair in enumerate(todo):
         try:
             if cfg.is_volume:
-                data, meta = load_volume(pair.image)
+                data, meta = load_volume_channels(pair.files)
                 if cfg.label_values is not None:
                     raw_values.update(np.unique(load_volume(pair.mask)[0]).astype(np.int64).tolist())
                 labels = load_label_volume(pair.mask, meta, data.shape, num_classes, cfg.label_values)
@@ -175,7 +176,7 @@ def check_dataset(
                 if cfg.label_values is None:
                     raw_values.update(np.unique(labels).tolist())
             else:
-                image = read_image(pair.image)
+                image = read_image_channels(pair.files)
                 raw = raw_mask(pair.mask)
                 raw_values.update(np.unique(raw).tolist())
                 labels = labels_to_classes(raw, num_classes, mask_threshold, pair.mask, cfg.label_values)

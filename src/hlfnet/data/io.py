@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,10 +43,13 @@ __all__ = [
     "check_nifti_size",
     "check_regular_file",
     "read_image",
+    "read_image_channels",
+    "channel_files",
     "read_mask",
     "labels_to_classes",
     "unmapped_values",
     "load_volume",
+    "load_volume_channels",
     "load_label_volume",
     "read_label_data",
     "is_nifti",
@@ -475,6 +480,74 @@ def load_volume(path: str | Path) -> tuple[np.ndarray, VolumeMeta]:
     if bad.any():
         raise ValueError(f"{path}: {int(bad.sum())} NaN/inf voxel(s)")
     return data, VolumeMeta(path, np.asarray(img.affine, dtype=np.float64), img.header)
+
+
+def channel_files(source: str | Path | Sequence[str | Path]) -> tuple[Path, ...]:
+    """The channel files of one input: ``(path,)`` for one file, the files in channel order for a sequence."""
+    if isinstance(source, (str, os.PathLike)):
+        return (Path(source),)
+    files = tuple(Path(f) for f in source)
+    if not files:
+        raise ValueError("an input needs at least one channel file")
+    return files
+
+
+def read_image_channels(source: str | Path | Sequence[str | Path]) -> np.ndarray:
+    """Read a 2-D image stored one file per channel (nnU-Net's ``<case>_0000.png``, ``_0001``...) as ``(H, W, C)``.
+
+    Each file is read by :func:`read_image` (a grey file is one channel, an RGB file three, as stored) and the
+    files are concatenated along the channel axis in order. One file is :func:`read_image` of it. Mixed
+    ``uint8`` and ``float32`` files give ``float32`` in [0, 1].
+
+    Raises:
+        ValueError: a file is unreadable, or two files differ in size (naming both).
+    """
+    files = channel_files(source)
+    arrays = [read_image(f) for f in files]
+    if len(arrays) == 1:
+        return arrays[0]
+    for f, a in zip(files[1:], arrays[1:], strict=True):
+        if a.shape[:2] != arrays[0].shape[:2]:
+            raise ValueError(
+                f"{f}: size {a.shape[1]}×{a.shape[0]} (W×H) differs from channel 0 {files[0]} "
+                f"{arrays[0].shape[1]}×{arrays[0].shape[0]}; the channel files of a case must share one size"
+            )
+    if any(a.dtype != np.uint8 for a in arrays):
+        arrays = [a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a for a in arrays]
+    return np.concatenate(arrays, axis=2)
+
+
+def load_volume_channels(source: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, VolumeMeta]:
+    """Load a volume stored one NIfTI file per channel as ``(X, Y, Z, C)`` with channel 0's :class:`VolumeMeta`.
+
+    Each file must be a 3-D volume on the same grid as channel 0 (shape and affine). One file is
+    :func:`load_volume` of it (3-D or 4-D as stored).
+
+    Raises:
+        ValueError: a file is unreadable or 4-D, or its shape or affine differs from channel 0's (naming both).
+    """
+    files = channel_files(source)
+    first, meta = load_volume(files[0])
+    if len(files) == 1:
+        return first, meta
+    volumes = [first]
+    for f in files[1:]:
+        data, other = load_volume(f)
+        for v, name in ((first, files[0]), (data, f)):
+            if v.ndim != 3:
+                raise ValueError(f"{name}: {v.ndim}-D volume; each channel file must hold one 3-D volume")
+        if data.shape != first.shape:
+            raise ValueError(
+                f"{f}: shape {data.shape} differs from channel 0 {files[0]} {first.shape}; the channel files "
+                "of a case must share one grid"
+            )
+        if not np.allclose(other.affine, meta.affine, rtol=1e-5, atol=1e-4):
+            raise ValueError(
+                f"{f}: affine differs from channel 0 {files[0]}; the channel files of a case must share one "
+                "grid (resample them onto channel 0's)"
+            )
+        volumes.append(data)
+    return np.stack(volumes, axis=-1), meta
 
 
 def read_label_data(path: str | Path) -> np.ndarray:

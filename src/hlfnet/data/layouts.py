@@ -20,7 +20,15 @@ from hlfnet.data.config import DataConfig
 from hlfnet.data.io import IMAGE_SUFFIXES, is_nifti, nifti_stem
 from hlfnet.data.nnunet import is_nnunet_manifest, read_manifest
 
-__all__ = ["Pair", "Discovered", "discover", "detect_format", "suggest_pairing", "ISIC_PARTS"]
+__all__ = [
+    "Pair",
+    "Discovered",
+    "discover",
+    "detect_format",
+    "group_channel_files",
+    "suggest_pairing",
+    "ISIC_PARTS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +41,22 @@ _IMAGE_DIRS = ("images", "image", "imgs")
 
 @dataclass(frozen=True)
 class Pair:
-    """One sample: its id, image file and label file."""
+    """One sample: its id, image file and label file.
+
+    ``image`` is the first (or only) image file; a case stored one file per channel (nnU-Net's
+    ``<case>_0000``, ``<case>_0001``...) lists them all, in channel order, in ``channels``. Readers take
+    :attr:`files` (through :func:`hlfnet.data.io.read_image_channels` / ``load_volume_channels``).
+    """
 
     id: str
     image: Path
     mask: Path
+    channels: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The image files of this case in channel order (``(image,)`` for a one-file image)."""
+        return self.channels or (self.image,)
 
 
 @dataclass
@@ -335,20 +354,12 @@ def _nifti(cfg: DataConfig, root: Path) -> Discovered:
 
 def _nnunet_cases(
     cfg: DataConfig, root: Path, folder: str, channels: int, ending: str, found: Discovered
-) -> dict[str, Path]:
-    """``{case: first channel file}`` of ``imagesTr``/``imagesTs``, checking that every channel file is there."""
+) -> dict[str, tuple[Path, ...]]:
+    """``{case: channel files in order}`` of ``imagesTr``/``imagesTs``, checking that every channel file is there."""
     image_dir = root / folder
     if not image_dir.is_dir():
         return {}
-    channel_re = re.compile(rf"^(?P<case>.+)_(?P<channel>\d{{4}}){re.escape(ending)}$", re.IGNORECASE)
-    by_case: dict[str, dict[int, Path]] = {}
-    stray = []
-    for path in _files(image_dir):
-        match = channel_re.match(path.name)
-        if match is None:
-            stray.append(path)
-            continue
-        by_case.setdefault(match.group("case"), {})[int(match.group("channel"))] = path
+    by_case, stray = group_channel_files(_files(image_dir), ending)
     if stray:
         found.problems.append(
             f"{image_dir}: {len(stray)} file(s) not named <case>_<XXXX>{ending}, ignored (e.g. {stray[0].name})"
@@ -357,41 +368,60 @@ def _nnunet_cases(
     problems = []
     for case, files in sorted(by_case.items()):
         if sorted(files) != list(range(channels)):
+            missing = [f"{case}_{c:04d}{ending}" for c in range(channels) if c not in files]
+            extra = [files[c].name for c in sorted(files) if c >= channels]
+            what = f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra)}"
             problems.append(
-                f"{image_dir / case}: channel files {sorted(files)}, dataset.json declares {channels} "
+                f"{image_dir / case}: channel files {sorted(files)} ({what}), dataset.json declares {channels} "
                 f"(_0000..._{channels - 1:04d})"
             )
     found.problems.extend(problems)
     _report(problems, cfg, str(image_dir))
     bad = {p.split(": channel files")[0] for p in problems}
     return {
-        case: files[0] for case, files in by_case.items() if str(image_dir / case) not in bad and 0 in files
+        case: tuple(files[c] for c in range(channels))
+        for case, files in by_case.items()
+        if str(image_dir / case) not in bad
     }
+
+
+def group_channel_files(files: list[Path], ending: str) -> tuple[dict[str, dict[int, Path]], list[Path]]:
+    """nnU-Net's ``<case>_<XXXX><ending>`` files grouped ``{case: {channel: file}}``, and the files not so named."""
+    channel_re = re.compile(rf"^(?P<case>.+)_(?P<channel>\d{{4}}){re.escape(ending)}$", re.IGNORECASE)
+    by_case: dict[str, dict[int, Path]] = {}
+    stray = []
+    for path in files:
+        match = channel_re.match(path.name)
+        if match is None:
+            stray.append(path)
+            continue
+        by_case.setdefault(match.group("case"), {})[int(match.group("channel"))] = path
+    return by_case, stray
 
 
 def _nnunet(cfg: DataConfig, root: Path) -> Discovered:
     found = Discovered("nnunet", root)
     manifest = read_manifest(root)
     channels, ending = len(manifest.channels), manifest.file_ending
-    if channels != 1:
-        raise ValueError(
-            f"{manifest.path}: {channels} channels {list(manifest.channels)}, one file per channel: hlfnet reads "
-            "single-channel-file nnU-Net datasets only (an RGB PNG counts as one); stack the channels into one "
-            "file per case (a 4-D NIfTI, format: nifti)"
-        )
     for folder in ("imagesTr", "labelsTr"):
         if not (root / folder).is_dir():
             raise FileNotFoundError(f"{root / folder}: missing (nnU-Net dataset {manifest.path})")
-    images = _nnunet_cases(cfg, root, "imagesTr", channels, ending, found)
+    cases = _nnunet_cases(cfg, root, "imagesTr", channels, ending, found)
     label_re = re.compile(rf"^(?P<case>.+){re.escape(ending)}$", re.IGNORECASE)
     labels = _index(
         [p for p in _files(root / "labelsTr") if label_re.match(p.name)],
         lambda p: label_re.match(p.name).group("case"),
         str(root / "labelsTr"),
     )
-    found.splits[None] = _pair_by_stem(
-        images, labels, f"{root / 'imagesTr'} + {root / 'labelsTr'}", cfg, found.problems
+    pairs = _pair_by_stem(
+        {case: files[0] for case, files in cases.items()},
+        labels,
+        f"{root / 'imagesTr'} + {root / 'labelsTr'}",
+        cfg,
+        found.problems,
     )
+    # one file per case keeps Pair.channels empty (the single-file readers, as before)
+    found.splits[None] = [Pair(p.id, p.image, p.mask, cases[p.id] if channels > 1 else ()) for p in pairs]
     return found
 
 

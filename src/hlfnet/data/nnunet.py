@@ -6,7 +6,7 @@ nnU-Net v2 (``nnunetv2/dataset_conversion/generate_dataset_json.py``) writes::
      "numTraining": 41, "file_ending": ".nii.gz"}
 
 with images ``imagesTr/<case>_<XXXX><file_ending>`` (one file per channel, ``XXXX`` = the channel's 4-digit
-index), labels ``labelsTr/<case><file_ending>`` holding the class values of ``labels``, and unlabelled test
+index; hlfnet stacks them in channel order), labels ``labelsTr/<case><file_ending>`` holding the class values of ``labels``, and unlabelled test
 images in ``imagesTs/``. hlfnet reads 2-D datasets (``.png``, ``.bmp``, ``.tif``, ``.tiff``) and 3-D NIfTI
 (``.nii.gz``, ``.nii``). Region-based labels (a list of values per entry, nnU-Net's BraTS-style regions) and the
 ``ignore`` label are refused with a one-line error: hlfnet trains one class per voxel.

@@ -35,7 +35,7 @@ import numpy as np
 
 from hlfnet.data.config import DataConfig
 from hlfnet.data.geometry import Geometry, resample_image, resample_labels, resampled_shape, to_canonical
-from hlfnet.data.io import is_nifti, load_label_volume, load_volume, read_image, read_mask
+from hlfnet.data.io import is_nifti, load_label_volume, load_volume_channels, read_image_channels, read_mask
 from hlfnet.limits import ACTIVATION_BYTES_PER_PIXEL_CHANNEL
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "load_case",
     "prepare_case",
     "read_modality",
+    "read_modalities",
 ]
 
 logger = logging.getLogger(__name__)
@@ -192,13 +193,33 @@ def read_modality(root: str | Path) -> str | None:
     return None
 
 
+def read_modalities(root: str | Path) -> tuple[str, ...]:
+    """Every channel's modality, channel order, from an MSD (``modality``) or nnU-Net (``channel_names``)
+    ``dataset.json``; ``()`` when there is none or it is unreadable."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        return ()
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ()
+    for key in ("modality", "channel_names"):
+        names = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(names, dict) and names:
+            try:
+                return tuple(str(names[k]) for k in sorted(names, key=int))
+            except ValueError:
+                return tuple(str(v) for v in names.values())
+    return ()
+
+
 # ------------------------------------------------------------------------------------------ reading
 
 
 def _read_stored(pair: Any, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``(image (C, *S) stored order, label (*S) or None, affine or None)`` of one case."""
     if is_nifti(Path(pair.image)):
-        data, meta = load_volume(pair.image)
+        data, meta = load_volume_channels(pair.files)
         label = None
         if pair.mask is not None:
             label = load_label_volume(
@@ -206,7 +227,7 @@ def _read_stored(pair: Any, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray | N
             )
         image = data[None] if data.ndim == 3 else np.moveaxis(data, -1, 0)
         return image, label, meta.affine
-    array = read_image(pair.image)
+    array = read_image_channels(pair.files)
     image = np.moveaxis(array, -1, 0)
     label = (
         read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values)
@@ -309,9 +330,14 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
     if spatial_dims == 3 and not volumes:
         raise ValueError(f"data.spatial_dims=3 needs volumes (NIfTI); {cfg.root} holds 2-D images")
     modality = read_modality(cfg.root) if cfg.root else None
+    modalities = read_modalities(cfg.root) if cfg.root else ()
     scheme = cfg.normalization
+    mixed = len(modalities) > 1 and any(m.upper() != "CT" for m in modalities)
     if scheme == "auto":
-        scheme = "ct" if (modality or "").upper() == "CT" else ("zscore" if volumes else "rgb")
+        # one scheme for all channels: the CT rule only when every channel is CT; channels of other (or
+        # mixed) modalities are z-scored per image and channel, as nnU-Net does for non-CT channels
+        ct = (modality or "").upper() == "CT" and not mixed
+        scheme = "ct" if ct else ("zscore" if volumes else "rgb")
     rng = np.random.default_rng(cfg.seed)
     spacings, shapes, cases, samples = [], [], [], []
     for pair in pairs:
@@ -328,7 +354,10 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
             fg = image[:, label > 0]
             take = rng.choice(fg.shape[1], size=min(FOREGROUND_SAMPLES_PER_CASE, fg.shape[1]), replace=False)
             samples.append(fg[:, take])
-    notes = [f"modality: {modality or 'not declared'} -> normalisation {scheme}"]
+    declared = ", ".join(modalities) if len(modalities) > 1 else (modality or "not declared")
+    notes = [f"modality: {declared} -> normalisation {scheme}"]
+    if mixed and volumes:
+        notes.append("channels of different modalities: every channel z-scored per image (CT channels too)")
     target: list[float] | None
     if cfg.target_spacing is not None:
         target = list(cfg.target_spacing)

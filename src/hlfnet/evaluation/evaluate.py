@@ -189,7 +189,7 @@ def _evaluate_images(
     from hlfnet.data.preprocess import resize_mask
 
     rows = []
-    predictions = predictor.predict_images([p.image for p in pairs], ids=[p.id for p in pairs])
+    predictions = predictor.predict_images([p.channels or p.image for p in pairs], ids=[p.id for p in pairs])
     bar = predictor.progress_bar(len(pairs), "img")
     try:
         for pair, pred in zip(pairs, predictions, strict=True):
@@ -238,7 +238,7 @@ def _evaluate_volumes(
         for pair in pairs:
             volume, meta = load_volume(pair.image)
             labels = load_label_volume(pair.mask, meta, volume.shape, cfg.num_classes, cfg.label_values)
-            pred = predictor.predict_volume_array(pair.image)
+            pred = predictor.predict_volume_array(pair.files)
             truth = np.ascontiguousarray(np.transpose(reorient_to_slices(labels, meta.affine), (2, 0, 1)))
             truth_network = (
                 truth  # a native-resolution plan: slices at the volume's own size

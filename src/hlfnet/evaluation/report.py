@@ -240,7 +240,7 @@ def _pick(rows: list[dict[str, str]], key: str) -> list[tuple[str, dict[str, str
 def _load_cases(
     predictor: Any, cfg: Any, pairs: dict[str, Any], wanted: list[tuple[str, dict[str, str]]], volume: bool
 ) -> list[ReportCase]:
-    from hlfnet.data.io import load_label_volume, load_volume, read_mask
+    from hlfnet.data.io import load_label_volume, load_volume_channels, read_image_channels, read_mask
     from hlfnet.data.preprocess import labels_to_slices, preprocess_image, resize_mask, volume_to_slices
 
     cases = []
@@ -248,14 +248,16 @@ def _load_cases(
         if volume:
             pair = pairs[row["volume"]]
             index = int(row["slice_index"])
-            data, meta = load_volume(pair.image)
+            data, meta = load_volume_channels(pair.files)
             tensor = volume_to_slices(data, predictor.cfg, affine=meta.affine)[index]
             labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes, cfg.label_values)
             truth = labels_to_slices(labels, meta.affine, cfg.image_size)[index].numpy()
             jaccard = float(row["slice_jaccard"])
         else:
             pair = pairs[row["id"]]
-            tensor, _ = preprocess_image(pair.image, predictor.cfg)
+            tensor, _ = preprocess_image(
+                read_image_channels(pair.channels) if pair.channels else pair.image, predictor.cfg
+            )
             truth = resize_mask(
                 read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values), cfg.image_size
             )

@@ -1,7 +1,8 @@
 """Discovery: which files ``hlfnet predict`` reads, and the names their predictions get.
 
 An input is one image, one NIfTI volume, or a folder of either (never both, nothing else in it unless a
-``--pattern`` chooses the files). Each prediction is named after its input's stem; inputs whose stems collide
+``--pattern`` chooses the files). A folder of nnU-Net channel files (``<case>_0000<ending>``,
+``<case>_0001<ending>``...) is read one case per group (:func:`group_channels`). Each prediction is named after its input's stem; inputs whose stems collide
 are refused, and so is an output folder that is the input folder.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from hlfnet.errors import OutputRefused
 
-__all__ = ["collect_inputs", "find_inputs", "output_stems", "refuse_input_folder"]
+__all__ = ["collect_inputs", "find_inputs", "group_channels", "output_stems", "refuse_input_folder"]
 
 
 def collect_inputs(folder: str | os.PathLike[str], pattern: str | None = None) -> tuple[list[Path], str]:
@@ -89,6 +90,39 @@ def find_inputs(inputs: str | os.PathLike[str], pattern: str | None = None) -> t
     if inputs.suffix.lower() in IMAGE_SUFFIXES:
         return [inputs], "image"
     raise ValueError(f"{inputs}: not an image ({', '.join(IMAGE_SUFFIXES)}) or NIfTI volume")
+
+
+def group_channels(
+    inputs: Path, files: list[Path], kind: str
+) -> tuple[list[Path | tuple[Path, ...]], list[str]] | None:
+    """nnU-Net channel files grouped into cases: ``(cases, stems)``, or ``None`` when ``files`` are not such.
+
+    Files are grouped when every one is named ``<case>_<XXXX><ending>`` and some case has a channel other than
+    ``_0000`` (a single-channel ``imagesTs`` keeps one prediction per file, named as before). Each case is then
+    the tuple of its files in channel order, predicted as one multi-channel input, and named ``<case>``.
+
+    Raises:
+        ValueError: a case lacks a channel file the others have, naming the missing file.
+    """
+    from hlfnet.data.layouts import group_channel_files
+
+    if not files:
+        return None
+    name = files[0].name.lower()
+    ending = (".nii.gz" if name.endswith(".nii.gz") else ".nii") if kind == "volume" else files[0].suffix
+    by_case, stray = group_channel_files(files, ending)
+    if stray or all(set(channels) == {0} for channels in by_case.values()):
+        return None
+    count = max(max(channels) for channels in by_case.values()) + 1
+    for case, channels in sorted(by_case.items()):
+        missing = [c for c in range(count) if c not in channels]
+        if missing:
+            raise ValueError(
+                f"{inputs / f'{case}_{missing[0]:04d}{ending}'}: missing; the cases of {inputs} have {count} "
+                f"channel files (_0000..._{count - 1:04d}{ending}) and {case!r} has {len(channels)}"
+            )
+    cases = sorted(by_case)
+    return [tuple(by_case[c][k] for k in range(count)) for c in cases], cases
 
 
 def output_stems(inputs: Path, files: list[Path], kind: str) -> list[str]:

@@ -53,18 +53,20 @@ def _window_predictions(
 ) -> Iterator[Prediction]:
     """A native-resolution plan: each image at its own size, by sliding windows (:mod:`.windows`)."""
     from hlfnet.data.channels import resolve_in_channels
+    from hlfnet.data.io import channel_files, read_image_channels
     from hlfnet.data.plan import prepare_case
     from hlfnet.data.preprocess import image_to_array, to_model_channels
     from hlfnet.evaluation.predictor.windows import window_probabilities
 
     for index, image in enumerate(images):
-        array, source = image_to_array(image)
+        first = None if isinstance(image, np.ndarray) else channel_files(image)[0]
+        if isinstance(image, (tuple, list)):  # a case's channel files, stacked in order
+            array, source = image_to_array(read_image_channels(image))
+            source = first
+        else:
+            array, source = image_to_array(image)
         chw = to_model_channels(array, resolve_in_channels(predictor.cfg, array.shape[2]), source)
-        case_id = (
-            ids[index]
-            if ids is not None
-            else (Path(image).stem if not isinstance(image, np.ndarray) else "array")
-        )
+        case_id = ids[index] if ids is not None else (first.stem if first is not None else "array")
         case = prepare_case(chw, None, predictor.cfg, None, case_id)
         probabilities = window_probabilities(predictor, torch.from_numpy(case.image))
         mask = predictor.postprocess(predictor.labels(probabilities[None])[0].numpy())
@@ -73,7 +75,7 @@ def _window_predictions(
             mask=mask,
             network_mask=mask,
             probabilities=probabilities.numpy() if keep_probabilities else None,
-            source=None if isinstance(image, np.ndarray) else Path(image),
+            source=first,
         )
 
 
@@ -90,7 +92,7 @@ def image_predictions(
 
     Args:
         predictor: the :class:`~hlfnet.evaluation.predictor.Predictor` (network, preprocessing and options).
-        images: image files or arrays ``(H, W[, C])``.
+        images: image files, arrays ``(H, W[, C])``, or tuples of a case's channel files in order (stacked).
         ids: case ids (default: the file stems).
         keep_probabilities: also return the probabilities at the original size.
 

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hlfnet.atomic import folder_lock, record_outputs
-from hlfnet.evaluation.predictor.discovery import find_inputs, output_stems, refuse_input_folder
+from hlfnet.evaluation.predictor.discovery import (
+    find_inputs,
+    group_channels,
+    output_stems,
+    refuse_input_folder,
+)
 from hlfnet.evaluation.predictor.output_folder import (
     MANIFEST_NAME,
     prediction_signature,
@@ -73,7 +78,12 @@ def predict_to_folder(
     """
     inputs, output = Path(inputs), Path(output)
     files, kind = find_inputs(inputs, pattern)
-    stems = output_stems(inputs, files, kind)
+    grouped = group_channels(inputs, files, kind) if inputs.is_dir() else None
+    cases: list[Path | tuple[Path, ...]]
+    if grouped is not None:  # nnU-Net channel files: one case per <case>_XXXX group, named <case>
+        cases, stems = grouped
+    else:
+        cases, stems = list(files), output_stems(inputs, files, kind)
     targets = [output / f"{stem}{'.nii.gz' if kind == 'volume' else '.png'}" for stem in stems]
     refuse_input_folder(inputs, output)
     planned = [t.name for t in targets] + [MANIFEST_NAME]
@@ -95,7 +105,7 @@ def predict_to_folder(
         raise FileExistsError(f"{output}: exists and is not a folder")
     with folder_lock(output):  # one predict per folder: a second one is refused before it changes anything
         done = prepare_output(output, planned, overwrite, signature)
-        written = predict_all(predictor, files, targets, stems, kind, output, save_probabilities, done)
+        written = predict_all(predictor, cases, targets, stems, kind, output, save_probabilities, done)
         manifest = {**predictor.source, "input": str(inputs), "files": [p.name for p in written]}
         write_manifest(output, manifest | options(predictor, save_probabilities))
         record_outputs(output, planned, "predictions", status="complete", signature=signature)
@@ -105,7 +115,7 @@ def predict_to_folder(
 
 def predict_all(
     predictor: Predictor,
-    files: list[Path],
+    files: list[Path | tuple[Path, ...]],
     targets: list[Path],
     stems: list[str],
     kind: str,
@@ -113,7 +123,10 @@ def predict_all(
     save_probabilities: bool,
     done: set[str],
 ) -> list[Path]:
-    """Predict the inputs whose masks are not ``done`` yet; returns every mask of ``targets`` now written."""
+    """Predict the inputs whose masks are not ``done`` yet; returns every mask of ``targets`` now written.
+
+    An input is a file or a case's channel files in order (a tuple).
+    """
     written: list[Path] = [t for t in targets if t.name in done]
     todo = [(f, t, s) for f, t, s in zip(files, targets, stems, strict=True) if t.name not in done]
     if done:
@@ -133,7 +146,7 @@ def predict_all(
 
 def predict_and_write(
     predictor: Predictor,
-    todo: list[tuple[Path, Path, str]],
+    todo: list[tuple[Path | tuple[Path, ...], Path, str]],
     kind: str,
     output: Path,
     save_probabilities: bool,

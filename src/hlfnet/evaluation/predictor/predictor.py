@@ -304,29 +304,33 @@ class Predictor:
 
     # ------------------------------------------------------------------ volumes
 
-    def predict_volume_array(self, path: str | os.PathLike[str]) -> VolumePrediction:
-        """Predict every axial slice of a NIfTI volume: a :class:`VolumePrediction` in the slice layout of
+    def predict_volume_array(
+        self, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+    ) -> VolumePrediction:
+        """Predict every axial slice of a NIfTI volume (or of a case's channel files in order, one 3-D volume
+        each): a :class:`VolumePrediction` in the slice layout of
         ``hlfnet.data`` (rows, columns, slice); see :func:`~hlfnet.evaluation.predictor.volumes.volume_prediction`.
         """
         return volume_prediction(self, path)
 
     def predict_volume(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         out_path: str | os.PathLike[str],
         probabilities_path: str | None = None,
         root: str | os.PathLike[str] | None = None,
     ) -> Path:
         """Predict a NIfTI volume slice by slice and write the labels with the input's affine and header.
 
-        ``path`` is the input ``.nii`` / ``.nii.gz``; the other arguments are those of
+        ``path`` is the input ``.nii`` / ``.nii.gz`` (or a case's channel files: the output takes channel 0's
+        affine and header); the other arguments are those of
         :func:`~hlfnet.evaluation.predictor.writers.write_volume_prediction`. Returns ``out_path``.
         """
         prediction = self.predict_volume_array(path)
         return write_volume_prediction(
             prediction.labels,
             prediction.probabilities,
-            path,
+            prediction.source,
             out_path,
             probabilities_path,
             root,

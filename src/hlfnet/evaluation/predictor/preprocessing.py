@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +56,14 @@ class PreparedVolume:
 
 
 def prepare_image(
-    image: str | os.PathLike[str] | np.ndarray, cfg: Any, case_id: str | None = None
+    image: str | os.PathLike[str] | np.ndarray | Sequence[str | os.PathLike[str]],
+    cfg: Any,
+    case_id: str | None = None,
 ) -> PreparedImage:
     """Read and preprocess one image as training did: its tensor ``(C, H, W)``, original size and id.
+
+    ``image`` is a file, an array, or a case's channel files in order (tuple or list: nnU-Net's
+    ``<case>_0000.png``, ``<case>_0001.png``..., stacked as channels; the source is channel 0).
 
     Raises:
         FileNotFoundError, ValueError: an unreadable image or one whose channels the model cannot take
@@ -69,24 +74,33 @@ def prepare_image(
     if isinstance(image, np.ndarray):
         tensor, original = preprocess_image(image, cfg)
         return PreparedImage(case_id or "array", tensor, original)
+    if isinstance(image, (tuple, list)):
+        from hlfnet.data.io import channel_files, read_image_channels
+
+        files = channel_files(image)
+        tensor, original = preprocess_image(read_image_channels(files), cfg)
+        return PreparedImage(case_id or files[0].stem, tensor, original, source=files[0])
     path = Path(image)
     tensor, original = preprocess_image(path, cfg)
     return PreparedImage(case_id or path.stem, tensor, original, source=path)
 
 
-def prepare_volume(path: str | os.PathLike[str], cfg: Any, in_channels: int) -> PreparedVolume:
-    """Read a NIfTI volume and preprocess every axial slice as training did.
+def prepare_volume(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], cfg: Any, in_channels: int
+) -> PreparedVolume:
+    """Read a NIfTI volume (or a case's channel files, stacked) and preprocess every axial slice as training did.
 
     Raises:
         FileNotFoundError: missing file.
         ValueError: unreadable volume, or a 4-D volume whose channels the 2-D model cannot take (names the
             file and both counts).
     """
-    from hlfnet.data.io import load_volume
+    from hlfnet.data.io import channel_files, load_volume_channels
     from hlfnet.data.preprocess import reorient_to_slices, volume_to_slices
 
-    path = Path(path)
-    volume, meta = load_volume(path)
+    files = channel_files(path)
+    path = files[0]
+    volume, meta = load_volume_channels(files)
     channels = volume.shape[3] if volume.ndim == 4 else 1
     if channels != in_channels:
         raise ValueError(

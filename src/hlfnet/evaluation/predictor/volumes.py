@@ -9,6 +9,7 @@ slice layout of ``hlfnet.data``; the largest-component option then works in 3-D.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,14 +45,15 @@ class VolumePrediction:
     source: Path
 
 
-def _patch_volume_prediction(predictor: Predictor, path: Path) -> VolumePrediction:
+def _patch_volume_prediction(predictor: Predictor, files: tuple[Path, ...]) -> VolumePrediction:
     """A native-resolution plan: sliding windows over the whole volume at the plan's spacing (3-D networks)."""
-    from hlfnet.data.io import load_volume
+    from hlfnet.data.io import load_volume_channels
     from hlfnet.data.plan import prepare_case
     from hlfnet.data.preprocess import reorient_to_slices
     from hlfnet.evaluation.predictor.windows import case_labels
 
-    volume, meta = load_volume(path)
+    path = files[0]
+    volume, meta = load_volume_channels(files)
     image = volume[None] if volume.ndim == 3 else np.moveaxis(volume, -1, 0)
     if image.shape[0] != predictor.in_channels:
         raise ValueError(
@@ -69,8 +71,13 @@ def _patch_volume_prediction(predictor: Predictor, path: Path) -> VolumePredicti
     return VolumePrediction(path.name, labels, labels, slice_layout(foreground)[:, None], path)
 
 
-def volume_prediction(predictor: Predictor, path: str | os.PathLike[str]) -> VolumePrediction:
+def volume_prediction(
+    predictor: Predictor, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+) -> VolumePrediction:
     """Predict every axial slice of a NIfTI volume with ``predictor``.
+
+    ``path`` is one file, or a case's channel files in order (one 3-D volume each, stacked as channels; the
+    prediction takes channel 0's grid and name).
 
     Returns:
         The :class:`VolumePrediction`, in the slice layout of ``hlfnet.data`` (rows, columns, slice).
@@ -80,10 +87,13 @@ def volume_prediction(predictor: Predictor, path: str | os.PathLike[str]) -> Vol
         ValueError: unreadable volume, or a 4-D volume whose channels the 2-D model cannot take (names the
             file and both counts).
     """
-    path = Path(path)
+    from hlfnet.data.io import channel_files
+
+    files = channel_files(path)
+    path = files[0]
     if predictor.cfg.is_patch_plan:
-        return _patch_volume_prediction(predictor, path)
-    volume = prepare_volume(path, predictor.cfg, predictor.in_channels)
+        return _patch_volume_prediction(predictor, files)
+    volume = prepare_volume(files, predictor.cfg, predictor.in_channels)
     labels, network_labels, probabilities = [], [], []
     for start in range(0, volume.slices.shape[0], predictor.batch_size):
         p = predictor.probabilities(volume.slices[start : start + predictor.batch_size])
