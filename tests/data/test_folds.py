@@ -111,3 +111,19 @@ def test_volume_folds_keep_a_patients_slices_together(tmp_path: Path) -> None:
 def test_bad_fold_settings_name_the_key(values: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         DataConfig.from_dict({"format": "folder", "root": "x", **values})
+
+
+def test_one_training_case_is_trained_and_validated_on(tmp_path: Path, caplog) -> None:
+    # one patient's volume (the shared abdominal CT is one): nothing can be held out, so fold "all" by default
+    one = write_msd(tmp_path / "one", n=1)
+    cfg = {"format": "msd", "root": str(one), "use_cache": False, "cache_dir": str(tmp_path / "cache")}
+    with caplog.at_level("WARNING", logger="hlfnet.data.splits"):
+        split = resolve_split(DataConfig.from_dict(cfg))
+        resolve_split(DataConfig.from_dict(cfg))
+    (case,) = split["train"]
+    assert split == {"train": [case], "val": [case], "test": []}
+    assert sum("one training case" in r.getMessage() for r in caplog.records) == 1  # said once
+    # two cases, one for validation: the seeded split as before (the rule is only for a one-case pool)
+    two = write_msd(tmp_path / "two", n=2)
+    split = resolve_split(DataConfig.from_dict({**cfg, "root": str(two), "split_fractions": [0.5, 0.5, 0.0]}))
+    assert len(split["train"]) == len(split["val"]) == 1 and split["train"] != split["val"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from hlfnet.atomic import atomic_write_bytes
 from hlfnet.data.config import SPLITS, DataConfig
-from hlfnet.data.folds import fold_split
+from hlfnet.data.folds import ALL_FOLDS, fold_split, training_pool
 from hlfnet.data.layouts import Discovered, Pair, discover
 from hlfnet.data.synthetic import synthetic_ids
 from hlfnet.limits import read_json
@@ -30,6 +30,9 @@ from hlfnet.limits import read_json
 __all__ = ["resolve_split", "split_counts", "default_split_path", "split_pairs", "read_split", "write_split"]
 
 logger = logging.getLogger(__name__)
+
+#: data roots whose one-training-case warning was already logged in this process
+_SAID_ONE_CASE: set[str] = set()
 
 _SHAPE = "a split maps 'train', 'val' and 'test' to lists of ids"
 
@@ -185,6 +188,18 @@ def resolve_split(cfg: DataConfig) -> dict[str, list[str]]:
 def _split_in_use(cfg: DataConfig, found: Discovered) -> dict[str, list[str]]:
     """The layout's (or the seeded) split, cut to ``cfg.fold`` when cross-validating."""
     split = _file_split(cfg, found)
+    if cfg.fold is None and not split["val"] and len(training_pool(split)) == 1:
+        # one training case (one patient's volume): nothing can be held out, so it is trained and validated on,
+        # as nnU-Net's fold "all"; the validation score is then a training fit, and the log says so (once)
+        if str(cfg.root) not in _SAID_ONE_CASE:
+            _SAID_ONE_CASE.add(str(cfg.root))
+            logger.warning(
+                "%s: one training case (%s): training and validating on it (data.fold=all); its validation "
+                "scores measure the fit, not generalisation",
+                cfg.root,
+                training_pool(split)[0],
+            )
+        return fold_split(split, cfg.num_folds, ALL_FOLDS, cfg.seed)
     if cfg.fold is None:
         return split
     return fold_split(split, cfg.num_folds, cfg.fold, cfg.seed)
