@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hlfnet.atomic import atomic_write_bytes, owned_outputs
-from hlfnet.evaluation.evaluate import case_means, class_table, evaluate_run, metric_columns
+from hlfnet.evaluation.evaluate import case_means, class_table, csv_bytes, evaluate_run, metric_columns
 from hlfnet.evaluation.predictor.ensemble import (
     CROSSVAL_DIR,
     POSTPROCESSING_FILE,
@@ -148,18 +148,6 @@ def choose_postprocessing(
     }
 
 
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    import csv
-    import io
-
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    handle = io.StringIO()
-    writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return handle.getvalue().encode()
-
-
 def crossvalidate(
     folds: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str] | None = None,
@@ -263,7 +251,7 @@ def crossvalidate(
     if write:
         folder = Path(output)  # type: ignore[arg-type]
         files = {
-            "per_case.csv": _csv(cases),
+            "per_case.csv": csv_bytes(cases),
             "summary.json": json.dumps(summary, indent=2).encode(),
             "summary.md": crossval_markdown(summary).encode(),
             POSTPROCESSING_FILE: (json.dumps(decision, indent=2) + "\n").encode(),

@@ -42,6 +42,7 @@ from hlfnet.evaluation.metrics import (
 __all__ = [
     "EvaluationResult",
     "case_means",
+    "csv_bytes",
     "evaluate_run",
     "score_labels",
     "summary_markdown",
@@ -273,7 +274,8 @@ def _evaluate_volumes(
     return cases, slices
 
 
-def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """Rows of a table as CSV bytes, the columns in order of first appearance (per_case.csv, per_slice.csv)."""
     import io
 
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -578,8 +580,8 @@ def evaluate_run(
             / (split if checkpoint == "best" else f"{split}-last")
         )
         files = {
-            "per_case.csv": _csv_bytes(cases),
-            **({"per_slice.csv": _csv_bytes(slices)} if slices else {}),
+            "per_case.csv": csv_bytes(cases),
+            **({"per_slice.csv": csv_bytes(slices)} if slices else {}),
             "summary.json": json.dumps(summary, indent=2).encode(),
             "summary.md": summary_markdown(summary).encode(),
         }
