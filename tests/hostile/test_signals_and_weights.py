@@ -50,14 +50,21 @@ def test_a_signal_during_training_exits_with_its_status_and_a_line(
         "build_trainer",
         lambda config, run_dir, callbacks=None: build(config, run_dir, [_SendSignal(signum)]),
     )
+    # Ctrl-C at a terminal meets Python's own SIGINT handler; a test run started in the background by a shell
+    # without job control inherits SIGINT ignored (Python then installs none), so set it as a terminal has it
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    rc = main(["train", "--resume", str(run), "--set", "train.max_epochs=4"])
+    try:
+        rc = main(["train", "--resume", str(run), "--set", "train.max_epochs=4"])
+    finally:
+        restored_sigint = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous_sigint)
     _, err = capsys.readouterr()
     assert rc == code, err[-3000:]
     assert "Traceback" not in err
     ours = [line for line in err.splitlines() if line.startswith("hlfnet train: ")]
     assert len(ours) == 1 and needle in ours[0], err[-3000:]
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers  # restored
+    assert (signal.getsignal(signal.SIGTERM), restored_sigint) == handlers  # restored
     monkeypatch.setattr(training, "build_trainer", build)
     expect_ok(capsys, ["train", "--resume", str(run), "--set", "train.max_epochs=3"])  # and it resumes
 
