@@ -193,8 +193,8 @@ class DataConfig:
         from hlfnet.limits import check_image_pixels
 
         check_image_pixels(self.image_size, f"data.image_size {list(self.image_size)}")
-        if self.format == "nnunet" and self.root:
-            self._adopt_nnunet_labels()
+        if self.format in ("nnunet", "msd") and self.root:
+            self._adopt_declared_labels()
         self._check_labels_and_patterns()
         _at_least(self, "num_classes", 2)
         if self.in_channels is not None:
@@ -349,23 +349,26 @@ class DataConfig:
                     f"got {pattern!r}"
                 )
 
-    def _adopt_nnunet_labels(self) -> None:
-        """nnU-Net: ``num_classes`` (and ``label_values`` when not 0..K-1) follow ``dataset.json``'s labels, and so
-        do ``class_names`` unless given."""
+    def _adopt_declared_labels(self) -> None:
+        """nnU-Net and MSD: ``num_classes`` (and ``label_values`` when not 0..K-1) follow ``dataset.json``'s
+        labels, and so do ``class_names`` unless given."""
+        from hlfnet.data.msd import read_msd_labels
         from hlfnet.data.nnunet import read_manifest
 
         try:
-            manifest = read_manifest(self.root)
+            manifest = read_manifest(self.root) if self.format == "nnunet" else read_msd_labels(self.root)
         except FileNotFoundError:
             return  # e.g. a run's config read on a machine without its data: nothing to adopt
+        if manifest is None:
+            return  # an MSD dataset.json without labels: num_classes as configured
         if self.label_values is None:
-            self._adopt_nnunet_values(manifest)
+            self._adopt_declared_values(manifest)
         if self.class_names is None:  # the names dataset.json gives the (selected) values
             by_value = {value: name for name, value in manifest.labels}
             values = self.label_values or tuple(range(self.num_classes))
             self.class_names = tuple(by_value.get(v, f"class {k}") for k, v in enumerate(values))
 
-    def _adopt_nnunet_values(self, manifest: Any) -> None:
+    def _adopt_declared_values(self, manifest: Any) -> None:
         values = manifest.label_values
         if self.num_classes not in (2, len(values)):
             raise ValueError(

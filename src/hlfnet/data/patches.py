@@ -3,7 +3,8 @@
 The training cases are read once onto the plan's grid (:func:`hlfnet.data.plan.load_case`) and kept in memory.
 Each training item is one patch drawn by MONAI's transforms: padded to the patch size where the case is
 smaller, cropped around a foreground voxel with probability ``foreground_oversample`` (nnU-Net: 1/3) or anywhere
-otherwise (``RandCropByPosNegLabeld``, with the case's foreground/background indices computed once), then
+otherwise (``RandCropByLabelClassesd``: the foreground class is drawn uniformly, then a voxel of it, as nnU-Net;
+the case's per-class indices are computed once, after padding it to the patch size), then
 spatial augmentation (random rotation and zoom, ``RandAffined``; flips along every axis; elastic deformation
 only when asked) and intensity augmentation (scale, shift, Gaussian noise). An epoch is ``patches_per_epoch``
 patches; the case and every random draw of item ``i`` are functions of ``(seed, epoch, i)``, so a resumed run
@@ -41,18 +42,24 @@ def patch_transforms(cfg: DataConfig) -> mt.Compose:
     dims = len(patch)
     keys = ["image", "label"]
     fg = cfg.foreground_oversample
+    classes = int(cfg.num_classes)
+    # nnU-Net's oversampling: a patch is centred on a foreground voxel with probability ``fg``, its class drawn
+    # uniformly among the foreground classes (then a voxel of it), so a small organ beside a large one (the
+    # gallbladder beside the liver) is seen as often; otherwise on a background voxel. A class a case lacks is
+    # skipped for that case (MONAI sets its ratio to 0).
+    ratios = [1.0 - fg] + [fg / (classes - 1)] * (classes - 1)
     steps: list[Any] = [
-        mt.SpatialPadd(keys, spatial_size=patch, mode="constant"),
-        mt.RandCropByPosNegLabeld(
+        mt.SpatialPadd(keys, spatial_size=patch, mode="constant"),  # a no-op: PatchDataset pads cases once
+        mt.RandCropByLabelClassesd(
             keys,
             label_key="label",
             spatial_size=patch,
-            pos=fg,
-            neg=1.0 - fg,
+            ratios=ratios,
+            num_classes=classes,
             num_samples=1,
-            fg_indices_key="fg",
-            bg_indices_key="bg",
+            indices_key="indices",
             allow_smaller=False,
+            warn=False,
         ),
     ]
     angle = math.radians(cfg.rotate_degrees)
@@ -105,12 +112,14 @@ class PatchDataset(Dataset):
         self.epoch = 0
         self.in_channels = int(cases[0].image.shape[0])
         self.transforms = patch_transforms(cfg)
-        indices = mt.FgBgToIndices()
+        # padded to the patch size once, before the class indices are computed: indices index the padded grid
+        pad = mt.SpatialPad(spatial_size=tuple(int(s) for s in cfg.patch_size), mode="constant")
+        indices = mt.ClassesToIndices(num_classes=int(cfg.num_classes))
         self.cases = []
         for case in cases:
-            label = case.label[None].astype(np.int64)
-            fg, bg = indices(label)
-            self.cases.append({"image": case.image, "label": label, "fg": fg, "bg": bg})
+            image = np.asarray(pad(case.image))
+            label = np.asarray(pad(case.label[None].astype(np.int64)))
+            self.cases.append({"image": image, "label": label, "indices": indices(label)})
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
