@@ -116,3 +116,52 @@ def test_tiny_3d_train_predict_on_another_grid_and_score(tmp_path, capsys):
     assert main(["evaluate", str(run), "--split", "val"]) == 0
     summary = json.loads((run / "evaluation" / "val" / "summary.json").read_text())
     assert summary["cases"] == 1
+
+    # the report draws the evaluated slices at the volume's own size: rows A→P (y, 20), columns R→L (x, 24),
+    # each slice through the box holding its 8 × 8 cross-section
+    from hlfnet.evaluation.predictor import Predictor as RunPredictor
+    from hlfnet.evaluation.report_cases import load_native_cases
+    from hlfnet.experiment import load_run
+
+    predictor = RunPredictor.from_run(load_run(run), tta=False)
+    pair = type(
+        "Pair",
+        (),
+        {
+            "image": root / "imagesTr" / "case2.nii.gz",
+            "files": (root / "imagesTr" / "case2.nii.gz",),
+            "mask": root / "labelsTr" / "case2.nii.gz",
+        },
+    )
+    rows = [("best", {"id": "case2:5", "volume": "case2", "slice_index": "5", "slice_jaccard": "0.5"})]
+    (case,) = load_native_cases(predictor, predictor.cfg, {"case2": pair}, rows, volume=True)
+    assert case.truth.shape == case.picture.shape == case.prediction.shape == (20, 24)
+    assert int(case.truth.sum()) == 64 and 0.0 <= case.picture.min() and case.picture.max() <= 1.0
+    assert main(["report", str(run), "--split", "val"]) == 0
+    page = (run / "report.html").read_text()
+    assert "alt='overlays'" in page and "at its own size" in page
+
+
+def test_a_2d_native_run_reports_each_case_at_its_own_size(tmp_path):
+    from tests.data.helpers import write_folder
+
+    root = write_folder(tmp_path / "data", n=6, size=(40, 56))
+    split = {"train": ["case0", "case1", "case2"], "val": ["case3"], "test": ["case4", "case5"]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    run = tmp_path / "run"
+    sets = [
+        f"data.root={root}",
+        f"data.split_file={tmp_path / 'split.json'}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.patch_size=[32,32]",
+        "data.patches_per_epoch=4",
+        "model.base_channels=4",
+        "model.depth=2",
+        "train.max_epochs=1",
+        "train.progress_bar=false",
+    ]
+    args = ["train", "--config", "patch_2d", "--run-dir", str(run)]
+    assert main([*args, *[a for s in sets for a in ("--set", s)]]) == 0
+    assert main(["report", str(run), "--split", "test"]) == 0
+    page = (run / "report.html").read_text()
+    assert "alt='overlays'" in page and "at its own size" in page and "patches [32, 32]" in page

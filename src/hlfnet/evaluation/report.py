@@ -16,38 +16,18 @@ import html
 import io
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from hlfnet.atomic import atomic_write_bytes, claim_outputs, owned_outputs
+from hlfnet.evaluation.report_cases import ReportCase, display_picture, load_native_cases, load_network_cases
 from hlfnet.limits import read_json
 
 __all__ = ["write_report", "render_report", "ReportCase"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ReportCase:
-    """One case shown in the report: its image at the network size, ground truth and prediction.
-
-    Attributes:
-        id: case id (``volume:slice`` for slices).
-        tensor: the preprocessed network input ``(C, H, W)``.
-        truth: ``uint8`` labels ``(H, W)`` at the network size.
-        jaccard: its primary Jaccard (for the caption), or ``None``.
-        label: "best", "median", "worst" or "chosen".
-    """
-
-    id: str
-    tensor: torch.Tensor
-    truth: np.ndarray
-    jaccard: float | None
-    label: str
 
 
 def _png(figure: Any) -> str:
@@ -57,14 +37,6 @@ def _png(figure: Any) -> str:
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _display(tensor: torch.Tensor) -> np.ndarray:
-    """Network input ``(C, H, W)`` → an RGB or grey picture ``(H, W[, 3])`` in [0, 1]."""
-    array = tensor.detach().cpu().float().numpy()
-    if array.shape[0] >= 3:
-        return np.clip(np.moveaxis(array[:3], 0, 2), 0, 1)
-    return np.clip(array[0], 0, 1)
 
 
 def _show(ax: Any, picture: np.ndarray, title: str) -> None:
@@ -155,7 +127,7 @@ def _fig4(predictor: Any, case: ReportCase) -> str:
     tensor, maps, probabilities = predictor.attention(case.tensor)
     pred = predictor.labels(probabilities[None])[0].numpy()
     panels: list[tuple[str, np.ndarray, str]] = [
-        ("image", _display(tensor), "image"),
+        ("image", display_picture(tensor), "image"),
         ("ground truth", case.truth.astype(float), "mask"),
         ("prediction", pred.astype(float), "mask"),
     ]
@@ -191,12 +163,13 @@ def _overlays(predictor: Any, cases: list[ReportCase]) -> str:
 
     figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.0))
     for ax, case in zip(np.atleast_1d(axes), cases, strict=True):
-        probabilities = predictor.probabilities(case.tensor[None])
-        pred = predictor.labels(probabilities)[0].numpy()
+        pred = case.prediction
+        if pred is None:
+            pred = predictor.labels(predictor.probabilities(case.tensor[None]))[0].numpy()
         score = f", J={case.jaccard:.3f}" if case.jaccard is not None else ""
         _overlay(
             ax,
-            _display(case.tensor),
+            case.picture if case.picture is not None else display_picture(case.tensor),
             case.truth,
             pred,
             f"{case.label}: {case.id}{score}",
@@ -235,35 +208,6 @@ def _pick(rows: list[dict[str, str]], key: str) -> list[tuple[str, dict[str, str
             seen.add(id(row))
             unique.append((label, row))
     return unique
-
-
-def _load_cases(
-    predictor: Any, cfg: Any, pairs: dict[str, Any], wanted: list[tuple[str, dict[str, str]]], volume: bool
-) -> list[ReportCase]:
-    from hlfnet.data.io import load_label_volume, load_volume_channels, read_image_channels, read_mask
-    from hlfnet.data.preprocess import labels_to_slices, preprocess_image, resize_mask, volume_to_slices
-
-    cases = []
-    for label, row in wanted:
-        if volume:
-            pair = pairs[row["volume"]]
-            index = int(row["slice_index"])
-            data, meta = load_volume_channels(pair.files)
-            tensor = volume_to_slices(data, predictor.cfg, affine=meta.affine)[index]
-            labels = load_label_volume(pair.mask, meta, data.shape, cfg.num_classes, cfg.label_values)
-            truth = labels_to_slices(labels, meta.affine, cfg.image_size)[index].numpy()
-            jaccard = float(row["slice_jaccard"])
-        else:
-            pair = pairs[row["id"]]
-            tensor, _ = preprocess_image(
-                read_image_channels(pair.channels) if pair.channels else pair.image, predictor.cfg
-            )
-            truth = resize_mask(
-                read_mask(pair.mask, cfg.num_classes, cfg.mask_threshold, cfg.label_values), cfg.image_size
-            )
-            jaccard = float(row["original_jaccard"]) if "original_jaccard" in row else None
-        cases.append(ReportCase(row["id"], tensor, np.asarray(truth), jaccard, label))
-    return cases
 
 
 def _number(value: Any) -> str:
@@ -494,18 +438,21 @@ def write_report(
                 f"{summary_file.parent}: unknown case id(s) {unknown} (ids are listed in its CSV files)"
             )
         chosen = [("chosen", by_id[c]) for c in cases]
-    # the overlays and Fig. 4 show whole 2-D network inputs; a native-resolution plan has none (yet): its report
-    # keeps the scores and the curves
+    # resize plans show the network inputs (and Fig. 4 from them); native-resolution plans show each case at its
+    # own size, predicted by sliding windows, and (chosen cases included) no attention maps
     patch = cfg.is_patch_plan
-    shown = [] if patch else _load_cases(predictor, cfg, pairs, picked, volume)
-    chosen_cases = shown if (patch or not cases) else _load_cases(predictor, cfg, pairs, chosen, volume)
+    load_cases = load_native_cases if patch else load_network_cases
+    shown = load_cases(predictor, cfg, pairs, chosen if (patch and cases) else picked, volume)
+    chosen_cases = shown if (patch or not cases) else load_network_cases(predictor, cfg, pairs, chosen, volume)
     overlays = _overlays(predictor, shown) if shown else None
     has_maps = bool(getattr(loaded.model, "has_attention_maps", False))
     if patch:
         fig4 = []
         note = (
-            "Native-resolution run (data.preprocessing: patch): overlays and attention maps are not drawn for "
-            "sliding-window predictions yet; hlfnet predict --probabilities writes the probability maps."
+            "Native-resolution run (data.preprocessing: patch): the overlays show each case at its own size "
+            + ("(the evaluated axial slice of a volume) " if volume else "")
+            + "as hlfnet evaluate scored it, predicted by sliding windows; attention maps (Fig. 4) are drawn "
+            "for whole-image networks only. hlfnet predict --probabilities writes the probability maps."
         )
     elif has_maps:
         fig4 = [(case, _fig4(predictor, case)) for case in chosen_cases]
