@@ -114,10 +114,12 @@ class DataConfig:
             ``"patch"`` (native resolution: patches at a target spacing, sliding-window inference; the plan's
             values below are derived from the data by :func:`hlfnet.data.plan.make_plan` when left ``None`` /
             ``auto``, see docs/data.md).
-        spatial_dims: ``patch`` only: 2 (2-D images) or 3 (3-D patches of volumes).
+        spatial_dims: ``patch`` only: 2 (2-D images, or axial slices of volumes resampled in-plane: nnU-Net's
+            ``2d`` configuration) or 3 (3-D patches of volumes).
         patch_size: ``patch`` only: patch shape; ``None`` = fitted to ``memory_budget_mb``.
         target_spacing: ``patch`` only, volumes: voxel spacing (mm) to resample to, in canonical RAS axis order;
-            ``None`` = the median spacing (nnU-Net's rule for anisotropic data).
+            ``None`` = the median spacing (nnU-Net's rule for anisotropic data). Two values (R-L, A-P) for
+            2-D slices of volumes: the slice axis keeps each volume's own spacing.
         normalization: ``patch`` only: ``ct`` (foreground percentile clip + z-score), ``zscore`` (per image),
             ``rgb`` (/255); ``auto`` = ``ct`` when the data set's ``dataset.json`` says CT, ``zscore`` for
             other volumes, ``rgb`` for images.
@@ -265,11 +267,6 @@ class DataConfig:
             return
         if self.spatial_dims == 3 and not self.is_volume:
             raise ValueError(f"data.spatial_dims=3 needs a volume format (msd, nifti), got {self.format!r}")
-        if self.spatial_dims == 2 and self.is_volume:
-            raise ValueError(
-                "data.preprocessing: patch with data.spatial_dims=2 reads 2-D images; for volumes use "
-                "data.spatial_dims=3 (patch_3d) or the resize plan's slices"
-            )
         if self.patch_size is not None:
             if len(self.patch_size) != self.spatial_dims or min(self.patch_size) < 8:
                 raise ValueError(
@@ -279,11 +276,13 @@ class DataConfig:
 
             check = check_volume_voxels if len(self.patch_size) == 3 else check_image_pixels
             check(self.patch_size, f"data.patch_size {list(self.patch_size)}")
+        axes = 2 if self.is_slice_plan else 3
         if self.target_spacing is not None and (
-            len(self.target_spacing) != 3 or not all(0 < s < 1e3 for s in self.target_spacing)
+            len(self.target_spacing) != axes or not all(0 < s < 1e3 for s in self.target_spacing)
         ):
+            what = "two in-plane spacings (R-L, A-P)" if axes == 2 else "three spacings"
             raise ValueError(
-                f"data.target_spacing must be three spacings in mm (0, 1000), got {list(self.target_spacing)}"
+                f"data.target_spacing must be {what} in mm (0, 1000), got {list(self.target_spacing)}"
             )
         if self.intensity_stats is not None and any(
             not (s[3] > 0 and s[0] <= s[1]) for s in self.intensity_stats
@@ -306,6 +305,21 @@ class DataConfig:
     def is_patch_plan(self) -> bool:
         """True for native-resolution plans (``preprocessing: patch``)."""
         return self.preprocessing == "patch"
+
+    @property
+    def is_slice_plan(self) -> bool:
+        """True for 2-D patches of volumes (nnU-Net's ``2d`` configuration): a 2-D network on axial slices
+        resampled in-plane to the target spacing, the slice axis kept at each volume's own spacing."""
+        return self.is_patch_plan and self.spatial_dims == 2 and self.is_volume
+
+    @property
+    def window_size(self) -> tuple[int, ...] | None:
+        """The sliding window over a prepared case: ``patch_size``, with depth 1 for a slice plan (one axial
+        slice of the canonical ``(R-L, A-P, S-I)`` grid per window); ``None`` before the plan is made."""
+        if self.patch_size is None:
+            return None
+        patch = tuple(int(s) for s in self.patch_size)
+        return (*patch, 1) if self.is_slice_plan else patch
 
     def _check_labels_and_patterns(self) -> None:
         if self.label_values is not None:

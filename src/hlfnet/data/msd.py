@@ -47,13 +47,19 @@ def read_msd_labels(root: str | Path) -> DeclaredLabels | None:
     if labels is None:
         return None
     if not isinstance(labels, dict) or len(labels) < 2:
-        raise ValueError(f"{path}: 'labels' must map at least two class values to names, e.g. {{\"0\": \"background\", \"1\": \"spleen\"}}")
+        raise ValueError(
+            f'{path}: \'labels\' must map at least two class values to names, e.g. {{"0": "background", "1": "spleen"}}'
+        )
     pairs = []
     for key, name in labels.items():
-        if not (isinstance(key, str) and key.strip().isdigit()) or not isinstance(name, str) or not name.strip():
+        if (
+            not (isinstance(key, str) and key.strip().isdigit())
+            or not isinstance(name, str)
+            or not name.strip()
+        ):
             raise ValueError(
                 f"{path}: labels entry {key!r}: {name!r} is not a class value mapped to a name "
-                "(MSD writes {\"0\": \"background\", \"1\": \"spleen\"})"
+                '(MSD writes {"0": "background", "1": "spleen"})'
             )
         pairs.append((name.strip(), int(key)))
     values = [v for _, v in pairs]

@@ -10,6 +10,9 @@ only when asked) and intensity augmentation (scale, shift, Gaussian noise). An e
 patches; the case and every random draw of item ``i`` are functions of ``(seed, epoch, i)``, so a resumed run
 sees what an uninterrupted one sees.
 
+A 2-D plan of volumes (:attr:`~hlfnet.data.DataConfig.is_slice_plan`) crops ``(X, Y, 1)`` from the volume and
+drops the slice axis: every patch is part of one axial slice, augmented in 2-D.
+
 Validation items are whole cases, predicted with sliding windows by the training module.
 """
 
@@ -40,6 +43,7 @@ def patch_transforms(cfg: DataConfig) -> mt.Compose:
     """The training transforms of one patch (dictionary keys ``image``, ``label``, ``fg``, ``bg``)."""
     patch = tuple(int(s) for s in cfg.patch_size)
     dims = len(patch)
+    crop = cfg.window_size  # an axial slice of a volume: (X, Y, 1), made 2-D once cropped
     keys = ["image", "label"]
     fg = cfg.foreground_oversample
     classes = int(cfg.num_classes)
@@ -49,11 +53,11 @@ def patch_transforms(cfg: DataConfig) -> mt.Compose:
     # skipped for that case (MONAI sets its ratio to 0).
     ratios = [1.0 - fg] + [fg / (classes - 1)] * (classes - 1)
     steps: list[Any] = [
-        mt.SpatialPadd(keys, spatial_size=patch, mode="constant"),  # a no-op: PatchDataset pads cases once
+        mt.SpatialPadd(keys, spatial_size=crop, mode="constant"),  # a no-op: PatchDataset pads cases once
         mt.RandCropByLabelClassesd(
             keys,
             label_key="label",
-            spatial_size=patch,
+            spatial_size=crop,
             ratios=ratios,
             num_classes=classes,
             num_samples=1,
@@ -62,6 +66,8 @@ def patch_transforms(cfg: DataConfig) -> mt.Compose:
             warn=False,
         ),
     ]
+    if len(crop) > dims:
+        steps.append(mt.SqueezeDimd(keys, dim=len(crop)))  # (C, X, Y, 1) → (C, X, Y)
     angle = math.radians(cfg.rotate_degrees)
     low, high = cfg.scale_range
     if angle > 0 or (low, high) != (1.0, 1.0):
@@ -113,7 +119,7 @@ class PatchDataset(Dataset):
         self.in_channels = int(cases[0].image.shape[0])
         self.transforms = patch_transforms(cfg)
         # padded to the patch size once, before the class indices are computed: indices index the padded grid
-        pad = mt.SpatialPad(spatial_size=tuple(int(s) for s in cfg.patch_size), mode="constant")
+        pad = mt.SpatialPad(spatial_size=cfg.window_size, mode="constant")
         indices = mt.ClassesToIndices(num_classes=int(cfg.num_classes))
         self.cases = []
         for case in cases:

@@ -7,6 +7,9 @@ training cases the way nnU-Net derives its plans (Isensee et al., *nnU-Net*, Nat
 * **target spacing**: the median spacing per axis; for anisotropic data (the coarsest axis more than 3× the
   finest, and its median size less than 1/3 of the others') the coarse axis takes the 10th percentile of its
   spacings instead (but not finer than the finest other axis);
+* **2-D slices of volumes** (``spatial_dims: 2`` on a volume format, nnU-Net's ``2d`` configuration): the target
+  spacing is derived in-plane (R-L, A-P) only, each volume keeps its own slice spacing, and a 2-D network sees
+  one axial slice per patch and per sliding window (:attr:`~hlfnet.data.DataConfig.window_size`);
 * **intensity normalisation** per channel: ``ct`` (the modality says CT): clip to the 0.5 and 99.5 percentiles of
   the foreground voxels of all training cases, then subtract their mean and divide by their standard deviation;
   ``zscore`` (MR and other volumes): each image's own mean and standard deviation; ``rgb`` (8-bit images, as the
@@ -50,6 +53,7 @@ __all__ = [
     "normalize",
     "load_case",
     "prepare_case",
+    "full_target",
     "read_modality",
     "read_modalities",
 ]
@@ -267,6 +271,15 @@ def normalize(image: np.ndarray, scheme: str, stats: Any = None) -> np.ndarray:
     raise ValueError(f"data.normalization must be ct, zscore or rgb, got {scheme!r}")
 
 
+def full_target(target: Any, spacing: tuple[float, ...]) -> tuple[float, ...] | None:
+    """The spacing a case is resampled to: the plan's target, the axes it leaves out (the slice axis of a 2-D
+    plan of volumes) at the case's own ``spacing``."""
+    if not target:
+        return None
+    target = tuple(float(t) for t in target)
+    return (*target, *spacing[len(target) :])
+
+
 def prepare_case(
     image: np.ndarray,
     affine: np.ndarray | None,
@@ -282,7 +295,7 @@ def prepare_case(
     stored_shape = tuple(int(s) for s in image.shape[1:])
     image, label, ornt, spacing = _canonical(image, label, affine)
     canonical_shape = tuple(int(s) for s in image.shape[1:])
-    target = tuple(cfg.target_spacing) if cfg.target_spacing else None
+    target = full_target(cfg.target_spacing, spacing)
     size = resampled_shape(canonical_shape, spacing, target)
     from hlfnet.limits import check_image_pixels, check_volume_voxels
 
@@ -362,6 +375,11 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
     if cfg.target_spacing is not None:
         target = list(cfg.target_spacing)
         notes.append("target spacing: set in the config")
+    elif volumes and spatial_dims == 2:  # nnU-Net's 2d configuration: in-plane only
+        target, how = target_spacing(np.array(spacings)[:, :2], np.array(shapes)[:, :2])
+        notes.append(
+            f"target spacing: {how} of the axial slices (R-L, A-P); each slice axis keeps its spacing"
+        )
     elif volumes:
         target, how = target_spacing(np.array(spacings), np.array(shapes))
         notes.append(f"target spacing: {how}")
@@ -378,7 +396,7 @@ def make_plan(cfg: DataConfig, base_channels: int = 16, depth: int = 4) -> Plan:
         int(round(v))
         for v in np.median(
             [
-                resampled_shape(tuple(s), tuple(sp), tuple(target) if target else None)
+                resampled_shape(tuple(s), tuple(sp), full_target(target, tuple(sp)))
                 for s, sp in zip(shapes, spacings, strict=True)
             ],
             axis=0,

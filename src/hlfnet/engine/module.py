@@ -132,8 +132,13 @@ class SegmentationModule(L.LightningModule):
             return self.model(image).float()
         from monai.inferers import sliding_window_inference
 
+        from hlfnet.models.slices import on_slices
+
+        # a window one slice deeper than the network (a 2-D plan of volumes) slides over axial slices
+        deeper = len(self.window) > getattr(self.model, "spatial_dims", 2)
+        network = on_slices(self.model) if deeper else self.model
         return sliding_window_inference(
-            image, self.window, sw_batch_size=2, predictor=self.model, overlap=0.5, mode="gaussian"
+            image, self.window, sw_batch_size=2, predictor=network, overlap=0.5, mode="gaussian"
         ).float()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -595,7 +595,7 @@ def train(
         lr_step_epochs=config.train.lr_step_epochs,
         lr_gamma=config.train.lr_gamma,
         channels_last=config.train.channels_last,
-        window=config.data.patch_size if config.data.is_patch_plan else None,
+        window=config.data.window_size if config.data.is_patch_plan else None,
         loss=config.train.loss,
         optimizer=config.train.optimizer,
         momentum=config.train.momentum,

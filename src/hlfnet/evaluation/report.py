@@ -443,7 +443,9 @@ def write_report(
     patch = cfg.is_patch_plan
     load_cases = load_native_cases if patch else load_network_cases
     shown = load_cases(predictor, cfg, pairs, chosen if (patch and cases) else picked, volume)
-    chosen_cases = shown if (patch or not cases) else load_network_cases(predictor, cfg, pairs, chosen, volume)
+    chosen_cases = (
+        shown if (patch or not cases) else load_network_cases(predictor, cfg, pairs, chosen, volume)
+    )
     overlays = _overlays(predictor, shown) if shown else None
     has_maps = bool(getattr(loaded.model, "has_attention_maps", False))
     if patch:

@@ -39,10 +39,14 @@ def window_probabilities(predictor: Predictor, image: torch.Tensor) -> torch.Ten
     network's stitched probabilities, since the Gaussian stitching is a fixed weighted average)."""
     from monai.inferers import sliding_window_inference
 
-    window = tuple(int(s) for s in predictor.cfg.patch_size)
+    from hlfnet.models.slices import on_slices
 
+    window = predictor.cfg.window_size
+    network = predictor.forward_probabilities
+    if predictor.cfg.is_slice_plan:  # a 2-D network on one axial slice per window
+        network = on_slices(network)
     x = image[None].float()
-    flips = _flips(len(window)) if predictor.tta else [()]
+    flips = _flips(predictor.cfg.spatial_dims) if predictor.tta else [()]  # in-plane only for slices
     total = None
     for dims in flips:
         flipped = x.flip(dims) if dims else x
@@ -51,7 +55,7 @@ def window_probabilities(predictor: Predictor, image: torch.Tensor) -> torch.Ten
                 flipped,
                 window,
                 sw_batch_size=predictor.batch_size,
-                predictor=predictor.forward_probabilities,
+                predictor=network,
                 overlap=WINDOW_OVERLAP,
                 mode="gaussian",
                 padding_mode="constant",
