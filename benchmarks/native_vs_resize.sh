@@ -24,3 +24,6 @@ S=(--set "data.root=$DATA" --set model.base_channels=8 --set train.progress_bar=
 /usr/bin/time -f "resize: %e s" "$HLFNET" train --config "$RESIZE" "${S[@]}" --set train.max_epochs=46 \
   --set train.lr_step_epochs=32 --run-dir "$RUNS/em_resize"
 for run in em_patch em_resize; do "$HLFNET" evaluate "$RUNS/$run" --split test; done
+# the thin structure itself: membrane Dice and boundary distances at full resolution
+PYTHON=${PYTHON:-python}
+"$PYTHON" "$(dirname "$0")/membranes.py" "$RUNS/em_patch" "$RUNS/em_resize" --data "$DATA"
