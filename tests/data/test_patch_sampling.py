@@ -65,3 +65,22 @@ def test_a_case_smaller_than_the_patch_is_padded_before_its_indices_are_taken(tm
     for item in items:
         assert int((item["mask"] == 1).sum()) == 1
         assert item["image"][item["mask"] == 1].item() > 4.0  # the image pixel travels with its label
+
+
+def test_each_batch_of_two_holds_one_foreground_patch_as_nnunet_samples(tmp_path):
+    # nnU-Net (oversample 0.33): of a batch of 2, sample 0 lies anywhere and sample 1 is centred on foreground
+    # (round(2 * 0.67) = 1 free sample); of a batch of 12, 4 are forced (round(12 * 0.67) = 8 free)
+    label = np.zeros((200, 200), dtype=np.int64)
+    label[180:182, 180:182] = 1
+    case = Case("c", np.zeros((1, 200, 200), np.float32), label, None)
+    cfg = _cfg(tmp_path, num_classes=2, foreground_oversample=1 / 3, patches_per_epoch=40)
+    pair = PatchDataset([case], cfg, seed=1, batch_size=2)
+    holds = [bool((pair[i]["mask"] == 1).any()) for i in range(len(pair))]
+    assert all(holds[1::2])  # every batch's second patch
+    assert sum(holds[0::2]) <= 3  # the free ones: ~1.3 % chance each of reaching the 2 × 2 block
+    rng = np.random.default_rng(0)
+    twelve = PatchDataset([case], cfg, batch_size=12)
+    assert [twelve.centred_on_foreground(i, rng) for i in range(12)] == [False] * 8 + [True] * 4
+    # two processes (DDP): process r takes items r, r + 2, ...; the position in its batch is index // 2
+    ddp = PatchDataset([case], cfg, batch_size=2, replicas=2)
+    assert [ddp.centred_on_foreground(i, rng) for i in range(8)] == [False, False, True, True] * 2

@@ -4,7 +4,8 @@ The training cases are read once onto the plan's grid (:func:`hlfnet.data.plan.l
 Each training item is one patch drawn by MONAI's transforms: padded to the patch size where the case is
 smaller, cropped around a foreground voxel with probability ``foreground_oversample`` (nnU-Net: 1/3) or anywhere
 otherwise (``RandCropByLabelClassesd``: the foreground class is drawn uniformly, then a voxel of it, as nnU-Net;
-the case's per-class indices are computed once, after padding it to the patch size), then
+the case's per-class indices are computed once, after padding it to the patch size; nnU-Net's per-batch rule
+decides which patches, see :class:`PatchDataset`), then
 spatial augmentation (random rotation and zoom, ``RandAffined``; flips along every axis; elastic deformation
 only when asked) and intensity augmentation (scale, shift, Gaussian noise). An epoch is ``patches_per_epoch``
 patches; the case and every random draw of item ``i`` are functions of ``(seed, epoch, i)``, so a resumed run
@@ -39,33 +40,35 @@ def load_cases(cfg: DataConfig, split: str) -> list[Case]:
     return [load_case(pair, cfg) for pair in split_pairs(cfg, split)]
 
 
-def patch_transforms(cfg: DataConfig) -> mt.Compose:
-    """The training transforms of one patch (dictionary keys ``image``, ``label``, ``fg``, ``bg``)."""
+def patch_transforms(cfg: DataConfig, foreground: bool) -> mt.Compose:
+    """The training transforms of one patch (dictionary keys ``image``, ``label``, ``indices``).
+
+    ``foreground``: the patch is centred on a foreground voxel, its class drawn uniformly among the foreground
+    classes the case has (then a voxel of it), so a small organ beside a large one (the gallbladder beside the
+    liver) is seen as often, as nnU-Net samples; otherwise the patch lies anywhere in the case.
+    """
     patch = tuple(int(s) for s in cfg.patch_size)
     dims = len(patch)
     crop = cfg.window_size  # an axial slice of a volume: (X, Y, 1), made 2-D once cropped
     keys = ["image", "label"]
-    fg = cfg.foreground_oversample
     classes = int(cfg.num_classes)
-    # nnU-Net's oversampling: a patch is centred on a foreground voxel with probability ``fg``, its class drawn
-    # uniformly among the foreground classes (then a voxel of it), so a small organ beside a large one (the
-    # gallbladder beside the liver) is seen as often; otherwise on a background voxel. A class a case lacks is
-    # skipped for that case (MONAI sets its ratio to 0).
-    ratios = [1.0 - fg] + [fg / (classes - 1)] * (classes - 1)
-    steps: list[Any] = [
-        mt.SpatialPadd(keys, spatial_size=crop, mode="constant"),  # a no-op: PatchDataset pads cases once
-        mt.RandCropByLabelClassesd(
-            keys,
-            label_key="label",
-            spatial_size=crop,
-            ratios=ratios,
-            num_classes=classes,
-            num_samples=1,
-            indices_key="indices",
-            allow_smaller=False,
-            warn=False,
-        ),
-    ]
+    steps: list[Any] = [mt.SpatialPadd(keys, spatial_size=crop, mode="constant")]  # a no-op: cases come padded
+    if foreground:
+        steps.append(
+            mt.RandCropByLabelClassesd(
+                keys,
+                label_key="label",
+                spatial_size=crop,
+                ratios=[0.0] + [1.0] * (classes - 1),  # a class the case lacks gets ratio 0 (MONAI)
+                num_classes=classes,
+                num_samples=1,
+                indices_key="indices",
+                allow_smaller=False,
+                warn=False,
+            )
+        )
+    else:
+        steps.append(mt.RandSpatialCropd(keys, roi_size=crop, random_size=False))
     if len(crop) > dims:
         steps.append(mt.SqueezeDimd(keys, dim=len(crop)))  # (C, X, Y, 1) → (C, X, Y)
     angle = math.radians(cfg.rotate_degrees)
@@ -108,16 +111,28 @@ def _seed(*values: int) -> int:
 
 
 class PatchDataset(Dataset):
-    """``patches_per_epoch`` random training patches over ``cases``: ``{"image": (C, *P), "mask": (1, *P)}``."""
+    """``patches_per_epoch`` random training patches over ``cases``: ``{"image": (C, *P), "mask": (1, *P)}``.
 
-    def __init__(self, cases: list[Case], cfg: DataConfig, seed: int = 0) -> None:
+    Foreground oversampling as nnU-Net's data loader does it, per batch: of each batch of ``batch_size``
+    patches, the last ``batch_size - round(batch_size * (1 - foreground_oversample))`` are centred on foreground
+    (batch 2: one of the two, so no batch lacks foreground), the others lie anywhere. The position of item
+    ``index`` in its batch is ``(index // replicas) % batch_size`` for an unshuffled sampler over ``replicas``
+    processes (items are independent random draws, so the loader need not shuffle them). With ``batch_size`` 1
+    each patch is centred on foreground with probability ``foreground_oversample``.
+    """
+
+    def __init__(
+        self, cases: list[Case], cfg: DataConfig, seed: int = 0, batch_size: int = 1, replicas: int = 1
+    ) -> None:
         if not cases:
             raise ValueError("no training cases for the patch dataset")
         self.cfg = cfg
         self.seed = seed
         self.epoch = 0
+        self.batch_size = max(1, int(batch_size))
+        self.replicas = max(1, int(replicas))
         self.in_channels = int(cases[0].image.shape[0])
-        self.transforms = patch_transforms(cfg)
+        self.transforms = {flag: patch_transforms(cfg, flag) for flag in (True, False)}
         # padded to the patch size once, before the class indices are computed: indices index the padded grid
         pad = mt.SpatialPad(spatial_size=cfg.window_size, mode="constant")
         indices = mt.ClassesToIndices(num_classes=int(cfg.num_classes))
@@ -125,7 +140,17 @@ class PatchDataset(Dataset):
         for case in cases:
             image = np.asarray(pad(case.image))
             label = np.asarray(pad(case.label[None].astype(np.int64)))
-            self.cases.append({"image": image, "label": label, "indices": indices(label)})
+            self.cases.append(
+                {"image": image, "label": label, "indices": indices(label), "has_foreground": bool(label.any())}
+            )
+
+    def centred_on_foreground(self, index: int, rng: np.random.Generator) -> bool:
+        """Whether item ``index`` is one of its batch's foreground patches (see the class docstring)."""
+        fg = float(self.cfg.foreground_oversample)
+        if self.batch_size == 1:
+            return bool(rng.random() < fg)
+        forced = self.batch_size - round(self.batch_size * (1.0 - fg))
+        return (index // self.replicas) % self.batch_size >= self.batch_size - forced
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -135,9 +160,11 @@ class PatchDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         seed = _seed(self.seed, self.epoch, int(index))
-        case = self.cases[np.random.default_rng(seed).integers(len(self.cases))]
-        self.transforms.set_random_state(seed=seed)
-        out = self.transforms(dict(case))
+        rng = np.random.default_rng(seed)
+        case = self.cases[rng.integers(len(self.cases))]
+        transforms = self.transforms[self.centred_on_foreground(int(index), rng) and case["has_foreground"]]
+        transforms.set_random_state(seed=seed)
+        out = transforms({k: case[k] for k in ("image", "label", "indices")})
         item = out[0] if isinstance(out, list) else out
         image = torch.as_tensor(np.asarray(item["image"]), dtype=torch.float32)
         mask = torch.as_tensor(np.asarray(item["label"]), dtype=torch.long)

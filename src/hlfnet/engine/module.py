@@ -240,7 +240,10 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.train_set is None and self.data.is_patch_plan:
             from hlfnet.data.patches import CaseDataset, PatchDataset, load_cases
 
-            self.train_set = PatchDataset(load_cases(self.data, "train"), self.data, seed=self.seed)
+            world, _ = self._world()
+            self.train_set = PatchDataset(
+                load_cases(self.data, "train"), self.data, seed=self.seed, batch_size=self.batch_size, replicas=world
+            )
             self.val_set = CaseDataset(load_cases(self.data, "val"))
         if self.train_set is None:
             self.train_set = build_dataset(self.data, "train")
@@ -264,7 +267,12 @@ class SegmentationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
         world, rank = self._world()
-        sampler = EpochSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        from hlfnet.data.patches import PatchDataset
+
+        # patches are independent random draws whose place in the batch decides foreground oversampling
+        # (nnU-Net's per-batch rule): their order is kept
+        shuffle = not isinstance(self.train_set, PatchDataset)
+        sampler = EpochSampler(self.train_set, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
         return self._loader(self.train_set, sampler)
 
     def val_dataloader(self) -> DataLoader:
