@@ -57,7 +57,7 @@ def score(pred_path: Path, gt_path: Path) -> None:
     if pred.shape != gt.shape or not np.allclose(pred.affine, gt.affine, atol=1e-4):
         raise SystemExit(f"{pred_path}: shape {pred.shape} / affine differ from {gt_path} {gt.shape}")
     p, g = np.asarray(pred.dataobj), np.asarray(gt.dataobj)
-    for value in sorted(set(np.unique(p)) | set(np.unique(g)) - {0}):
+    for value in sorted((set(np.unique(p)) | set(np.unique(g))) - {0}):
         a, b = p == value, g == value
         dice = 2 * (a & b).sum() / max(1, a.sum() + b.sum())
         print(f"label {int(value)}: Dice {dice:.3f} (predicted {int(a.sum())} voxels, reference {int(b.sum())})")
