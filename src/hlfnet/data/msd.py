@@ -8,6 +8,7 @@ trains its seven organs without ``data.num_classes`` being set by hand, as nnU-N
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["DeclaredLabels", "read_msd_labels"]
@@ -32,16 +33,30 @@ class DeclaredLabels:
 
 
 def read_msd_labels(root: str | Path) -> DeclaredLabels | None:
-    """The ``labels`` of ``<root>/dataset.json``; ``None`` when the file declares none.
+    """The ``labels`` of ``<root>/dataset.json``; ``None`` when the file declares none. Cached until the file
+    changes: every :class:`~hlfnet.data.DataConfig` of an MSD dataset (``dataclasses.replace`` included) asks.
 
     Raises:
         FileNotFoundError: no ``dataset.json``.
         ValueError: one line naming the file and the bad entry (a key that is not a class value, no background 0,
             a name that is not text).
     """
+    path = Path(root).expanduser() / "dataset.json"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: MSD dataset.json not found") from None
+    return _cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _cached(path: str, mtime_ns: int, size: int) -> DeclaredLabels | None:
+    return _parse(Path(path))
+
+
+def _parse(path: Path) -> DeclaredLabels | None:
     from hlfnet.limits import read_json
 
-    path = Path(root).expanduser() / "dataset.json"
     meta = read_json(path, "MSD dataset.json")
     labels = meta.get("labels") if isinstance(meta, dict) else None
     if labels is None:
